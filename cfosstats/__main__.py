@@ -1,0 +1,3 @@
+from cfosstats.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""Reading and writing images and masks in every form the labs use.
+
+Masks arrive as bool, 0/1, 0/255, greyscale, RGB(A) or palette PNG/TIFF; all become bool arrays.
+Images arrive as 8- or 16-bit greyscale (or RGB, of which the brightest channel is taken, since
+fluorescence images saved as RGB carry the signal in one channel).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cfosstats.atomic import atomic_path
+from cfosstats.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def _read_array(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            array = tifffile.imread(path)
+        else:
+            with Image.open(path) as im:
+                if im.mode == "P":
+                    # Palette masks: the palette index 0 is background whatever its colour.
+                    array = np.asarray(im)
+                elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    array = np.asarray(im)
+                else:
+                    array = np.asarray(im.convert("RGBA" if "A" in im.mode else im.mode))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(path, f"cannot be read as an image ({type(exc).__name__})") from None
+    except Exception as exc:  # tifffile raises a zoo of exception types on corrupt input
+        raise InputError(path, f"cannot be read as an image ({type(exc).__name__})") from None
+    return np.asarray(array)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a microscopy image as a 2-D array (uint8 or uint16 kept as stored).
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG or TIFF file.
+
+    Returns
+    -------
+    ndarray, shape (H, W)
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "im.png"
+    >>> _ = write_mask(p, np.eye(4, dtype=bool))
+    >>> read_image(p).shape
+    (4, 4)
+    """
+    array = _read_array(path)
+    if array.ndim == 3:
+        if array.shape[-1] == 4:
+            array = array[..., :3]
+        array = array.max(axis=-1)
+    if array.ndim != 2:
+        raise InputError(path, f"expected a 2-D image, found shape {array.shape}")
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    return array
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a binary mask in any common encoding as a bool array.
+
+    Foreground is every non-zero pixel (any channel of RGB, palette index > 0). Masks with more
+    than two distinct values are refused when they look like label images or soft maps would
+    be misread: a mask is accepted when it has at most two values, the lower being background.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG or TIFF mask file.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.png"
+    >>> _ = write_mask(p, np.array([[0, 1], [1, 0]], bool))
+    >>> read_mask(p).tolist()
+    [[False, True], [True, False]]
+    """
+    array = _read_array(path)
+    if array.ndim == 3:
+        colour = array[..., :3] if array.shape[-1] >= 3 else array
+        array = colour.max(axis=-1)
+    if array.ndim != 2:
+        raise InputError(path, f"expected a 2-D mask, found shape {array.shape}")
+    if array.dtype.kind in "iu" and array.dtype.kind == "i" and array.min() < 0:
+        raise InputError(path, "mask has negative values")
+    values = np.unique(array)
+    if values.size > 2:
+        raise InputError(
+            path,
+            f"mask is not binary: {values.size} distinct values "
+            f"({', '.join(map(str, values[:5]))}{', ...' if values.size > 5 else ''})",
+        )
+    if values.size == 2 and values[0] != 0:
+        raise InputError(path, f"mask is not binary: background value {values[0]} is not 0")
+    return array > 0
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a bool mask as an 8-bit 0/255 PNG, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pathlib
+    >>> p = write_mask(pathlib.Path(tempfile.mkdtemp()) / "m.png", np.ones((2, 2), bool))
+    >>> read_mask(p).all()
+    np.True_
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    data = (mask > 0).astype(np.uint8) * 255
+    return write_png(path, data)
+
+
+def write_png(path: str | Path, array: np.ndarray) -> Path:
+    """Write a 2-D uint8 or uint16 array as PNG, atomically, with deterministic bytes."""
+    array = np.ascontiguousarray(array)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", optimize=False, compress_level=6)
+    return path
+
+
+def find_image_file(folder: Path, stem: str) -> Path | None:
+    """Return the file `folder/stem.<png|tif|tiff>` that exists, or None."""
+    for suffix in IMAGE_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
