@@ -1,0 +1,30 @@
+"""Shared fixtures. Real data is read from ../shared/data/train_data, never copied into the repo.
+
+When the environment variable CI is set and the real data is missing, tests that need it fail
+(they must not silently skip in CI); elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_DATA = Path(os.environ.get("CFOSSTATS_TRAIN_DATA", REPO.parent / "shared" / "data" / "train_data"))
+
+
+def _require_train_data() -> Path:
+    if (TRAIN_DATA / "lab-wue1").is_dir():
+        return TRAIN_DATA
+    message = f"real training data not found at {TRAIN_DATA}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set: tests that need it must not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def train_data() -> Path:
+    """Root of the real training data (folders lab-wue1, lab-mue, lab-wue2)."""
+    return _require_train_data()
