@@ -29,9 +29,9 @@ def _read_array(path: str | Path) -> np.ndarray:
             array = tifffile.imread(path)
         else:
             with Image.open(path) as im:
-                if im.mode == "P":
-                    # Palette masks: the palette index 0 is background whatever its colour.
-                    array = np.asarray(im)
+                if im.mode in ("P", "PA"):
+                    # Palette files: what the pixel shows is the palette colour, not the index.
+                    array = np.asarray(im.convert("RGB"))
                 elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     array = np.asarray(im)
                 else:

@@ -1,0 +1,6 @@
+"""Datasets: the two on-disk layouts, the `Lab` they are read into, the simulator and `fetch`."""
+
+from cfosstats.datasets.discover import load_lab, resolve_data_root
+from cfosstats.datasets.lab import Lab, LabelSource, Problem
+
+__all__ = ["Lab", "LabelSource", "Problem", "load_lab", "resolve_data_root"]

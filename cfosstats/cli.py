@@ -1,0 +1,136 @@
+"""The `cfosstats` command line: every command is a thin call into the library.
+
+Bad input ends a command with one line on stderr naming the file and what is wrong, exit code 2,
+and no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cfosstats.errors import InputError
+
+app = typer.Typer(
+    name="cfosstats",
+    help="Is a treatment effect measured by deep-learning segmentation objective, reliable and valid?",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LabOption = Annotated[str, typer.Option("--lab", help="Lab name from the registry (wue1, mue, ..., demo).")]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Folder holding lab-<id>/ folders, or a full study root with image_mapping.xlsx "
+        "(default: $CFOSSTATS_DATA, then the fetch cache).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--lab-config", help="A lab registry file to use instead of the shipped one.")
+]
+
+
+def fail(message: str) -> None:
+    """Print one line to stderr and exit with code 2."""
+    err_console.print(f"error: {message}", markup=False)
+    raise typer.Exit(code=2)
+
+
+def reports_input_errors(command):
+    """Turn `InputError` (and a missing file) into one stderr line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            fail(str(exc))
+        except FileNotFoundError as exc:
+            fail(f"{exc.filename}: file not found")
+
+    return wrapper
+
+
+def _load(lab: str, data: Path | None, lab_config: Path | None):
+    from cfosstats.datasets import load_lab
+
+    return load_lab(lab, data=data, config_path=lab_config)
+
+
+@app.command()
+@reports_input_errors
+def labs() -> None:
+    """List the labs in the registry."""
+    from cfosstats.registry import available_labs, load_lab_config
+
+    table = Table("lab", "label", "min size (px)", "px/µm", "conditions (control first)", "annotators")
+    for name in available_labs():
+        cfg = load_lab_config(name)
+        table.add_row(
+            name,
+            cfg.label,
+            str(cfg.min_object_size),
+            "" if cfg.pixel_size_px_per_um is None else f"{cfg.pixel_size_px_per_um:g}",
+            ", ".join(cfg.conditions),
+            ", ".join(cfg.annotators),
+        )
+    console.print(table)
+
+
+@app.command()
+@reports_input_errors
+def inspect(
+    lab: LabOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    strict: Annotated[bool, typer.Option(help="Treat warnings as errors (exit 2).")] = False,
+) -> None:
+    """Show what was found for a lab: images, annotators, label sources, conditions, problems.
+
+    Every file is read once, so corrupt files and masks of the wrong shape are found here.
+    """
+    from cfosstats.datasets.summary import lab_summary
+
+    found = _load(lab, data, lab_config)
+    with console.status(f"reading {len(found.image_ids)} images and their masks"):
+        problems = found.validate()
+    summary = Table(title=f"lab {found.name}: {found.root}", show_header=False)
+    for key, value in lab_summary(found).items():
+        summary.add_row(key, value)
+    console.print(summary)
+    sources = found.sources_table()
+    if not sources.empty:
+        table = Table(*sources.columns, title="label sources")
+        for row in sources.itertuples(index=False):
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+    if problems:
+        table = Table("severity", "file", "problem", title="problems")
+        for problem in problems:
+            table.add_row(problem.severity, problem.path, problem.message)
+        console.print(table)
+    else:
+        console.print("problems: none")
+    errors = [p for p in problems if p.severity == "error" or strict]
+    if errors:
+        fail(f"{errors[0]}" + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""))
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,106 @@
+"""Finding a lab's data: ``--data ROOT``, then ``$CFOSSTATS_DATA``, then the fetch cache.
+
+The simulated demo lab needs no data at all: without a root it is generated (once, with the
+default seed) into the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cfosstats.datasets.lab import Lab
+from cfosstats.datasets.layout import MAPPING_FILE
+from cfosstats.datasets.readers import read_study_layout, read_training_layout
+from cfosstats.errors import InputError
+from cfosstats.registry import LabConfig, load_lab_config
+
+DEMO_SEED = 0
+
+
+def _cache_dir() -> Path:
+    from cfosstats.datasets.fetch import cache_dir
+
+    return cache_dir()
+
+
+def _demo_root() -> Path:
+    """The default demo study in the cache, simulated on first use."""
+    from cfosstats.datasets.simulate import simulate_study
+
+    root = _cache_dir() / f"demo-seed{DEMO_SEED}"
+    if not (root / MAPPING_FILE).is_file():
+        simulate_study(root, seed=DEMO_SEED)
+    return root
+
+
+def resolve_data_root(config: LabConfig, data: str | Path | None = None) -> tuple[Path, str]:
+    """The data root of a lab and its layout (``study`` or ``training``).
+
+    Parameters
+    ----------
+    config : LabConfig
+        The lab's registry entry.
+    data : str or Path, optional
+        A folder holding ``lab-<id>/`` folders, a full study root with ``image_mapping.xlsx``,
+        or the lab folder itself. Without it: ``$CFOSSTATS_DATA``, then the fetch cache (and
+        for the demo lab a simulated study).
+
+    Raises
+    ------
+    InputError
+        When no data for the lab can be found.
+    """
+    if data is None and os.environ.get("CFOSSTATS_DATA"):
+        data = os.environ["CFOSSTATS_DATA"]
+    if data is None:
+        from cfosstats.datasets.fetch import find_cached
+
+        cached = find_cached(config.name)
+        if cached is not None:
+            data = cached
+        elif config.simulated:
+            data = _demo_root()
+        else:
+            raise InputError(
+                None,
+                f"no data for lab {config.name}: pass --data ROOT, set CFOSSTATS_DATA, "
+                f"or run 'cfosstats fetch --lab {config.name}'",
+            )
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise InputError(root, "data folder not found")
+    if root.name == config.folder and not (root / config.folder).is_dir():
+        root = root.parent  # the lab folder itself was given
+    if (root / MAPPING_FILE).is_file():
+        return root, "study"
+    if (root / config.folder).is_dir():
+        return root, "training"
+    raise InputError(root, f"holds neither {config.folder}/ nor {MAPPING_FILE}")
+
+
+def load_lab(
+    lab: str | LabConfig, data: str | Path | None = None, config_path: str | Path | None = None
+) -> Lab:
+    """Read one lab's data into a :class:`~cfosstats.datasets.lab.Lab`.
+
+    Parameters
+    ----------
+    lab : str or LabConfig
+        Registry name (``wue1``) or an already loaded entry.
+    data : str or Path, optional
+        Where the data is (see :func:`resolve_data_root`).
+    config_path : str or Path, optional
+        A lab registry file to use instead of the shipped entry.
+
+    Examples
+    --------
+    >>> lab = load_lab("mue", data="../shared/data/train_data")  # doctest: +SKIP
+    >>> len(lab.image_ids), lab.annotators  # doctest: +SKIP
+    (5, ['expert_1', 'expert_3', 'expert_4', 'expert_5'])
+    """
+    config = lab if isinstance(lab, LabConfig) else load_lab_config(lab, config_path)
+    root, layout = resolve_data_root(config, data)
+    if layout == "study":
+        return read_study_layout(root, config)
+    return read_training_layout(root / config.folder, config)
