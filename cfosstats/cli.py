@@ -116,10 +116,9 @@ def inspect(
             table.add_row(*("" if v is None else str(v) for v in row))
         console.print(table)
     if problems:
-        table = Table("severity", "file", "problem", title="problems")
+        console.print(f"problems: {len(problems)}")
         for problem in problems:
-            table.add_row(problem.severity, problem.path, problem.message)
-        console.print(table)
+            console.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
     else:
         console.print("problems: none")
     errors = [p for p in problems if p.severity == "error" or strict]
