@@ -130,9 +130,7 @@ def read_lab_config(path: str | Path) -> LabConfig:
     if unknown:
         raise InputError(path, f"unknown key(s) in lab config: {', '.join(sorted(unknown))}")
     conditions = raw["conditions"]
-    if not isinstance(conditions, list) or not conditions or not all(
-        isinstance(c, str) for c in conditions
-    ):
+    if not isinstance(conditions, list) or not conditions or not all(isinstance(c, str) for c in conditions):
         raise InputError(path, "'conditions' must be a non-empty list of names, control first")
     if len(set(conditions)) != len(conditions):
         raise InputError(path, "'conditions' has repeated names")

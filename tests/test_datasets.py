@@ -111,7 +111,9 @@ def test_inspect_real_labs(train_data):
     result = runner.invoke(app, ["inspect", "--lab", "wue2", "--data", str(train_data)], terminal_width=200)
     assert result.exit_code == 0
     assert "expert_6, expert_7, expert_8" in result.output and "5 images" in result.output
-    result = runner.invoke(app, ["inspect", "--lab", "mue", "--data", str(train_data / "lab-mue")], terminal_width=200)
+    result = runner.invoke(
+        app, ["inspect", "--lab", "mue", "--data", str(train_data / "lab-mue")], terminal_width=200
+    )
     assert result.exit_code == 0 and "expert_1, expert_3, expert_4, expert_5" in result.output
 
 
@@ -261,7 +263,8 @@ def test_no_data_and_missing_folders(tmp_path, monkeypatch):
     result = runner.invoke(app, ["inspect", "--lab", "wue1"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: no data for lab wue1: pass --data ROOT, set CFOSSTATS_DATA, or run 'cfosstats fetch --lab wue1'"
+        "error: no data for lab wue1: pass --data ROOT, set CFOSSTATS_DATA, "
+        "or run 'cfosstats fetch --lab wue1'"
     )
     result = _inspect(tmp_path, "wue1")
     assert result.exit_code == 2
@@ -282,14 +285,44 @@ def make_study(root: Path, rows: list[dict] | None = None) -> Path:
         _save(lab_dir / "regions" / "PVT" / f"{image_id}.png", region)
         for unet in ("unet_1", "ensemble"):
             _save(
-                lab_dir / "labels" / "scratch" / "consensus_ensembles" / "ensemble_1" / unet / f"{image_id}_cFOS.png",
+                lab_dir
+                / "labels"
+                / "scratch"
+                / "consensus_ensembles"
+                / "ensemble_1"
+                / unet
+                / f"{image_id}_cFOS.png",
                 region,
             )
     _save(lab_dir / "labels" / "expert_1" / "0001_cFOS.png", np.zeros((12, 12), np.uint8))
     rows = rows or [
-        {"lab": "lab-mue", "ID": "0001", "area": "PVT", "condition": "Ext", "experiment": 1, "animal": "m1", "training": 1},
-        {"lab": "lab-mue", "ID": "0002", "area": "PVT", "condition": "Ret", "experiment": 1, "animal": "m2", "training": 0},
-        {"lab": "lab-other", "ID": "0003", "area": "X", "condition": "Q", "experiment": 1, "animal": "", "training": 0},
+        {
+            "lab": "lab-mue",
+            "ID": "0001",
+            "area": "PVT",
+            "condition": "Ext",
+            "experiment": 1,
+            "animal": "m1",
+            "training": 1,
+        },
+        {
+            "lab": "lab-mue",
+            "ID": "0002",
+            "area": "PVT",
+            "condition": "Ret",
+            "experiment": 1,
+            "animal": "m2",
+            "training": 0,
+        },
+        {
+            "lab": "lab-other",
+            "ID": "0003",
+            "area": "X",
+            "condition": "Q",
+            "experiment": 1,
+            "animal": "",
+            "training": 0,
+        },
     ]
     pd.DataFrame(rows).to_excel(root / "image_mapping.xlsx", index=False)
     return root
@@ -320,12 +353,16 @@ def test_xlsx_naming_a_missing_image(tmp_path):
     result = _inspect(root)
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        f"error: {root / 'image_mapping.xlsx'}: row 3: image '0007' not found in {root / 'lab-mue' / 'images'}"
+        f"error: {root / 'image_mapping.xlsx'}: row 3: "
+        f"image '0007' not found in {root / 'lab-mue' / 'images'}"
     )
 
 
 def test_xlsx_with_unknown_condition(tmp_path):
-    rows = [{"lab": "lab-mue", "ID": "0001", "condition": "Ext"}, {"lab": "lab-mue", "ID": "0002", "condition": "Sham"}]
+    rows = [
+        {"lab": "lab-mue", "ID": "0001", "condition": "Ext"},
+        {"lab": "lab-mue", "ID": "0002", "condition": "Sham"},
+    ]
     root = make_study(tmp_path, rows)
     with pytest.raises(InputError, match=r"row 3: unknown condition 'Sham' for lab mue \(known: Ext, Ret\)"):
         load_lab("mue", data=root)
@@ -336,7 +373,9 @@ def test_xlsx_that_is_not_a_workbook(tmp_path):
     (root / "image_mapping.xlsx").write_bytes(b"not a zip")
     result = _inspect(root)
     assert result.exit_code == 2
-    assert result.stderr.strip().startswith(f"error: {root / 'image_mapping.xlsx'}: cannot be read as an Excel workbook")
+    assert result.stderr.strip().startswith(
+        f"error: {root / 'image_mapping.xlsx'}: cannot be read as an Excel workbook"
+    )
 
 
 def test_numeric_ids_in_excel_find_zero_padded_files(tmp_path):
@@ -354,7 +393,9 @@ def test_lab_config_option_adds_a_lab(tmp_path):
         'annotators = ["expert_1", "expert_3"]\n'
     )
     result = runner.invoke(
-        app, ["inspect", "--lab", "mine", "--lab-config", str(config), "--data", str(root)], terminal_width=200
+        app,
+        ["inspect", "--lab", "mine", "--lab-config", str(config), "--data", str(root)],
+        terminal_width=200,
     )
     assert result.exit_code == 0, result.output + result.stderr
     assert "expert_1, expert_3, expert_4, expert_5" in result.output

@@ -229,8 +229,9 @@ class Lab:
         expected = self.image_shape(image_id)
         if mask.shape != expected:
             raise InputError(
-                path, f"mask shape {mask.shape[0]}x{mask.shape[1]} differs from image "
-                f"'{image_id}' ({expected[0]}x{expected[1]})"
+                path,
+                f"mask shape {mask.shape[0]}x{mask.shape[1]} differs from image "
+                f"'{image_id}' ({expected[0]}x{expected[1]})",
             )
         return mask
 

@@ -49,9 +49,7 @@ def _mask_files(
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         if not path.stem.endswith(tail):
-            problems.append(
-                Problem("warning", str(path), f"file name does not end in '{tail}'; ignored")
-            )
+            problems.append(Problem("warning", str(path), f"file name does not end in '{tail}'; ignored"))
             continue
         image_id = path.stem[: -len(tail)]
         if image_id not in image_ids:
@@ -105,7 +103,9 @@ def _check_annotator_coverage(sources, config, image_ids, labels_dir, problems) 
     for name in config.annotators:
         if name not in annotators:
             problems.append(
-                Problem("warning", str(labels_dir / name), f"annotator '{name}' of the lab registry has no masks")
+                Problem(
+                    "warning", str(labels_dir / name), f"annotator '{name}' of the lab registry has no masks"
+                )
             )
     annotated = set().union(*(s.files for s in annotators.values())) if annotators else set()
     for name, source in annotators.items():
@@ -175,7 +175,8 @@ def read_training_layout(lab_dir: str | Path, config: LabConfig) -> Lab:
     Examples
     --------
     >>> from cfosstats.registry import load_lab_config
-    >>> lab = read_training_layout("../shared/data/train_data/lab-mue", load_lab_config("mue"))  # doctest: +SKIP
+    >>> folder = "../shared/data/train_data/lab-mue"
+    >>> lab = read_training_layout(folder, load_lab_config("mue"))  # doctest: +SKIP
     >>> lab.annotators  # doctest: +SKIP
     ['expert_1', 'expert_3', 'expert_4', 'expert_5']
     """
@@ -210,7 +211,9 @@ def _region_files(lab_dir: Path, image_ids: list[str], problems) -> dict[str, di
                 if path.stem in known:
                     files[path.stem] = path
                 else:
-                    problems.append(Problem("warning", str(path), f"region mask without image '{path.stem}'; ignored"))
+                    problems.append(
+                        Problem("warning", str(path), f"region mask without image '{path.stem}'; ignored")
+                    )
         regions[region_dir.name] = files
     return regions
 
@@ -314,7 +317,9 @@ def read_study_layout(root: str | Path, config: LabConfig) -> Lab:
     metadata = metadata.sort_values("image_id", kind="stable").reset_index(drop=True)
     problems: list[Problem] = []
     for stem in sorted(set(image_files) - set(metadata["image_id"])):
-        problems.append(Problem("warning", str(image_files[stem]), "image not listed in the mapping; ignored"))
+        problems.append(
+            Problem("warning", str(image_files[stem]), "image not listed in the mapping; ignored")
+        )
     image_ids = list(metadata["image_id"])
     _read_strata(lab_dir, config, metadata, problems)
     return Lab(
