@@ -126,6 +126,32 @@ def inspect(
         fail(f"{errors[0]}" + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""))
 
 
+@app.command()
+@reports_input_errors
+def fetch(
+    lab: LabOption,
+    source: Annotated[str | None, typer.Option(help="Registered source (github, dryad).")] = None,
+    url: Annotated[str | None, typer.Option(help="Download this archive instead.")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the archive.")] = None,
+    archive: Annotated[Path | None, typer.Option(help="Use this local archive (e.g. bioimage_data.zip).")] = None,
+    insecure: Annotated[bool, typer.Option(help="Accept an archive with no known SHA-256.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Download a lab's public data into the cache (checksummed, resumable, safely unpacked)."""
+    from cfosstats.datasets.fetch import fetch as fetch_lab
+
+    root = fetch_lab(
+        lab,
+        source=source,
+        url=url,
+        sha256=sha256,
+        archive=archive,
+        progress=progress,
+        allow_unverified=insecure,
+    )
+    console.print(str(root), markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point."""
     try:
