@@ -111,9 +111,9 @@ def inspect(
     console.print(summary)
     sources = found.sources_table()
     if not sources.empty:
-        table = Table(*sources.columns, title="label sources")
+        table = Table("label source", "strategy", "masks", title="label sources")
         for row in sources.itertuples(index=False):
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(row.name, row.strategy, str(row.n_masks))
         console.print(table)
     if problems:
         console.print(f"problems: {len(problems)}")
@@ -133,7 +133,9 @@ def fetch(
     source: Annotated[str | None, typer.Option(help="Registered source (github, dryad).")] = None,
     url: Annotated[str | None, typer.Option(help="Download this archive instead.")] = None,
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the archive.")] = None,
-    archive: Annotated[Path | None, typer.Option(help="Use this local archive (e.g. bioimage_data.zip).")] = None,
+    archive: Annotated[
+        Path | None, typer.Option(help="Use this local archive (e.g. bioimage_data.zip).")
+    ] = None,
     insecure: Annotated[bool, typer.Option(help="Accept an archive with no known SHA-256.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -150,6 +152,109 @@ def fetch(
         allow_unverified=insecure,
     )
     console.print(str(root), markup=False, soft_wrap=True)
+
+
+@app.command()
+@reports_input_errors
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Data root to write the study into.")],
+    lab: Annotated[str, typer.Option("--lab", help="Lab registry entry to model the study on.")] = "demo",
+    lab_config: ConfigOption = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    effect: Annotated[
+        float,
+        typer.Option(help="Planted effect: the last condition's density and brightness x (1 + effect)."),
+    ] = 0.5,
+    animal_sd: Annotated[float, typer.Option(help="Between-animal SD of log density.")] = 0.15,
+    n_animals: Annotated[int, typer.Option(min=1, help="Animals per condition.")] = 4,
+    images_per_animal: Annotated[int, typer.Option(min=1, help="Images per animal and area.")] = 2,
+    size: Annotated[int, typer.Option(min=64, help="Image side in pixels.")] = 256,
+) -> None:
+    """Write a synthetic study (full study layout) with annotators and model predictions."""
+    from cfosstats.datasets.simulate import simulate_study
+    from cfosstats.registry import load_lab_config
+
+    root = simulate_study(
+        out,
+        config=load_lab_config(lab, lab_config),
+        seed=seed,
+        effect=effect,
+        animal_sd=animal_sd,
+        n_animals=n_animals,
+        images_per_animal=images_per_animal,
+        size=size,
+        progress=True,
+    )
+    console.print(f"simulated study written to {root}", markup=False, soft_wrap=True)
+
+
+OutOption = Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")]
+JobsOption = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes for per-image work.")]
+
+
+@app.command()
+@reports_input_errors
+def groundtruth(
+    lab: LabOption,
+    out: OutOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    method: Annotated[str, typer.Option(help="staple (as the study), majority or objects.")] = "staple",
+    jobs: JobsOption = 2,
+) -> None:
+    """Estimate the ground truth from the annotators: one mask per image plus annotators.csv."""
+    from cfosstats.groundtruth import METHODS
+    from cfosstats.objectivity import estimate_groundtruth
+
+    if method not in METHODS:
+        fail(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    found = _load(lab, data, lab_config)
+    run = estimate_groundtruth(found, method, out, jobs=jobs, progress=True)
+    console.print(
+        f"{len(run.annotators['image_id'].unique())} estimated masks ({method}) and annotators.csv "
+        f"written to {run.out_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
+    _print_warnings(run.warnings)
+
+
+@app.command()
+@reports_input_errors
+def agreement(
+    lab: LabOption,
+    out: OutOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    threshold: Annotated[float, typer.Option(help="IoU threshold for a matched object.")] = 0.5,
+    criterion: Annotated[
+        str, typer.Option(help="gt: IoU > threshold (the study); ge: IoU >= threshold.")
+    ] = "gt",
+    jobs: JobsOption = 2,
+) -> None:
+    """Object-level agreement of every annotator pair and against the estimated ground truth."""
+    from cfosstats.objectivity import run_agreement
+
+    found = _load(lab, data, lab_config)
+    if not found.annotators:
+        fail(f"{found.root / 'labels'}: lab {found.name} has no annotators' masks to compare")
+    result = run_agreement(found, out, threshold=threshold, jobs=jobs, criterion=criterion, progress=True)
+    summary = result.tables["annotator_summary"]
+    images = result.tables["images"]
+    sources = ", ".join(f"{k} ({v} images)" for k, v in images["reference_source"].value_counts().items())
+    table = Table("annotator", "median F1 vs est_GT", "IQR", "images", title=f"reference est_GT: {sources}")
+    for row in summary.itertuples(index=False):
+        table.add_row(
+            row.rater, f"{row.f1_median:.3f}", f"{row.f1_q25:.3f}–{row.f1_q75:.3f}", str(row.n_images)
+        )
+    console.print(table)
+    console.print(f"agreement tables written to {result.out_dir}", markup=False, soft_wrap=True)
+    _print_warnings(result.warnings)
+
+
+def _print_warnings(warnings_table) -> None:
+    for row in warnings_table.itertuples(index=False):
+        err_console.print(f"warning: {row.image_id}: {row.source}: {row.message}", markup=False)
 
 
 def main() -> None:

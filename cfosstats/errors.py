@@ -26,6 +26,10 @@ class InputError(Exception):
         self.message = message
         super().__init__(f"{path}: {message}" if path is not None else message)
 
+    def __reduce__(self):
+        # Errors raised in worker processes travel back to the parent by pickling.
+        return (type(self), (self.path, self.message))
+
 
 class InputWarning(UserWarning):
     """A problem with the input that analysis can go on without (recorded, never silent)."""
