@@ -35,7 +35,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from cfosstats.matching import match_labels
+from cfosstats.matching import index_objects, match_labels
 
 OBJECT_AGREEMENT_COLUMNS = (
     "image_id",
@@ -167,9 +167,11 @@ def pairwise_object_agreement(
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
     names = list(labels)
+    # Index each label image once: every pair then reads only foreground pixels.
+    indexed = {name: index_objects(labels[name], name) for name in names}
     rows = []
     for rater, reference in combinations(names, 2):
-        result = match_labels(labels[rater], labels[reference], threshold, criterion=criterion)
+        result = match_labels(indexed[rater], indexed[reference], threshold, criterion=criterion)
         forward = {
             "image_id": image_id,
             "rater": rater,
