@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cfosstats.cli_options import ConfigOption, DataOption, JobsOption, LabOption, OutOption
 from cfosstats.errors import InputError
+from cfosstats.segment import commands as segment_commands
 
 app = typer.Typer(
     name="cfosstats",
@@ -26,19 +28,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-LabOption = Annotated[str, typer.Option("--lab", help="Lab name from the registry (wue1, mue, ..., demo).")]
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Folder holding lab-<id>/ folders, or a full study root with image_mapping.xlsx "
-        "(default: $CFOSSTATS_DATA, then the fetch cache).",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--lab-config", help="A lab registry file to use instead of the shipped one.")
-]
 
 
 def fail(message: str) -> None:
@@ -188,10 +177,6 @@ def simulate(
     console.print(f"simulated study written to {root}", markup=False, soft_wrap=True)
 
 
-OutOption = Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")]
-JobsOption = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes for per-image work.")]
-
-
 @app.command()
 @reports_input_errors
 def groundtruth(
@@ -255,6 +240,11 @@ def agreement(
 def _print_warnings(warnings_table) -> None:
     for row in warnings_table.itertuples(index=False):
         err_console.print(f"warning: {row.image_id}: {row.source}: {row.message}", markup=False)
+
+
+app.command("train")(reports_input_errors(segment_commands.train))
+app.command("predict")(reports_input_errors(segment_commands.predict))
+app.command("models")(reports_input_errors(segment_commands.models))
 
 
 def main() -> None:

@@ -1,0 +1,478 @@
+"""Lab-level training and prediction: from a `Lab` to model cards, and from a model to masks in
+the full study label layout.
+
+Training (:func:`train_lab`) writes ``<out>/<lab>/<model>.json`` + ``.pt`` per fold (a model
+library folder, see :mod:`cfosstats.segment.library`):
+
+* strategy ``consensus`` (targets: the estimated ground truth): ``consensus_model_<fold>``, and,
+  once all k folds of the split exist, the ensemble ``consensus_ensemble``;
+* strategy ``<annotator>`` (targets: that annotator's masks): ``<annotator>`` when one fold is
+  trained (the library keeps one model per annotator), else ``<annotator>_model_<fold>``.
+
+Prediction (:func:`predict_lab`) writes into a data root (pass the lab's own data root to add
+the predictions to the lab as label sources)::
+
+    <out>/lab-<id>/labels/<initialization>/<model_type>/<model>/<unet>/<image>_<label>.png
+    <out>/lab-<id>/uncertainty/<initialization>/<model_type>/<model>/<unet>/
+        <image>_epistemic.png, <image>_aleatoric.png, <image>_total.png   16-bit, 0..65535 = 0..1
+        uncertainty.csv     per-image scores and review rank
+        prediction.json     model, card checksum, settings, versions
+
+with, for example, ``scratch/consensus_models/consensus/unet_2`` (a consensus model of fold 2),
+``scratch/expert_models/expert_3/unet_1`` (a model trained on expert 3, fold 1), and
+``scratch/consensus_ensembles/ensemble_1/ensemble`` for an ensemble's own masks beside its
+members' ``.../ensemble_1/unet_<fold>``. Every output folder is staged and swapped in only when
+all images are done: an interrupted run leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cfosstats.atomic import atomic_dir, write_csv, write_text
+from cfosstats.datasets.lab import Lab
+from cfosstats.errors import InputError
+from cfosstats.imageio import write_mask, write_png
+from cfosstats.objects import count_objects
+from cfosstats.segment import library
+from cfosstats.segment.folds import Split, split_images
+from cfosstats.segment.predict import UNCERTAINTY_MAPS, Settings, predict_image, prepare_model, to_uint16
+from cfosstats.segment.selection import reference_mask, reference_source, selection_verdict, validation_table
+from cfosstats.segment.train import TrainConfig, train_model
+
+CONSENSUS = "consensus"
+INITIALIZATION = "scratch"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that made a model (recorded in its card)."""
+    import cfosstats
+
+    return {
+        "cfosstats": cfosstats.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=not enabled,
+    )
+
+
+# -- the split ---------------------------------------------------------------------------------
+
+
+def splittable_images(lab: Lab) -> list[str]:
+    """Images with a reference: the published est_GT, else every annotated image."""
+    if lab.has_published_gt:
+        files = lab.label_sources["est_GT"].files
+        return [i for i in lab.image_ids if i in files]
+    return lab.annotated_image_ids()
+
+
+def lab_split(lab: Lab, k: int | None = None, seed: int = 0) -> Split:
+    """The test hold-out and k folds of a lab (k: the lab's ``cv_folds`` by default).
+
+    Raises
+    ------
+    InputError
+        When the lab has too few annotated images for the split.
+    """
+    k = k or lab.config.cv_folds
+    ids = splittable_images(lab)
+    strata = dict(zip(lab.metadata["image_id"], lab.metadata["stratum"]))
+    has_strata = any(strata.get(i) is not None and not pd.isna(strata.get(i)) for i in ids)
+    try:
+        return split_images(ids, strata if has_strata else None, k=k, seed=seed)
+    except ValueError as exc:
+        raise InputError(lab.root, f"cannot split lab {lab.name}: {exc}") from None
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def model_names(strategy: str, folds: Sequence[int]) -> dict[int, str]:
+    """Library name (without the lab) of each fold's model.
+
+    Examples
+    --------
+    >>> model_names("consensus", [1, 2])
+    {1: 'consensus_model_1', 2: 'consensus_model_2'}
+    >>> model_names("expert_3", [1]), model_names("expert_3", [1, 2])[2]
+    ({1: 'expert_3'}, 'expert_3_model_2')
+    """
+    if strategy != CONSENSUS and len(folds) == 1:
+        return {folds[0]: strategy}
+    return {fold: f"{strategy}_model_{fold}" for fold in folds}
+
+
+def _file_sha(path: Path) -> str:
+    return library.sha256_file(path)
+
+
+def _targets(lab: Lab, strategy: str, image_ids: Sequence[str]):
+    """Images, target masks, loss masks and file checksums of the training images of a strategy."""
+    images, masks, valid, checksums, skipped = [], [], [], {}, []
+    for image_id in image_ids:
+        if strategy == CONSENSUS:
+            target = reference_mask(lab, image_id)
+            source = reference_source(lab)
+            files = (
+                [lab.mask_path("est_GT", image_id)]
+                if source == "est_GT"
+                else [
+                    lab.mask_path(a, image_id)
+                    for a in lab.annotators
+                    if image_id in lab.label_sources[a].files
+                ]
+            )
+        else:
+            if image_id not in lab.label_sources[strategy].files:
+                skipped.append(image_id)  # this annotator did not mask the image
+                continue
+            target = lab.mask(strategy, image_id)
+            files = [lab.mask_path(strategy, image_id)]
+        ignore = lab.ignore_mask(image_id)
+        images.append(lab.image(image_id))
+        masks.append(target)
+        valid.append(None if ignore is None else ~ignore)
+        checksums[image_id] = {
+            "image": _file_sha(lab.image_path(image_id)),
+            "target": [_file_sha(f) for f in files],
+        }
+    if all(v is None for v in valid):
+        valid = None
+    return images, masks, valid, checksums, skipped
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def train_lab(
+    lab: Lab,
+    strategy: str = CONSENSUS,
+    out: str | Path = ".",
+    k: int | None = None,
+    seed: int = 0,
+    steps: int = 2000,
+    folds: Sequence[int] | None = None,
+    config: TrainConfig | None = None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train one model per fold of a lab's split, validate each, and save it with its card.
+
+    Parameters
+    ----------
+    lab : Lab
+        The lab (images, annotators, est_GT, strata).
+    strategy : str
+        ``consensus`` (targets: estimated ground truth) or an annotator's name.
+    out : str or Path
+        Library folder; models go to ``<out>/<lab>/``.
+    k : int, optional
+        Number of folds (default: the lab's ``cv_folds``).
+    seed : int
+        Fixes the split, the initial weights and all sampling.
+    steps : int
+        Optimiser steps per model.
+    folds : sequence of int, optional
+        Which folds (1..k) to train; default all.
+    config : TrainConfig, optional
+        Further training settings; its `steps` and `seed` are replaced by the arguments.
+    show_progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    list of dict
+        The cards written (the fold models, then the ensemble card when all folds exist).
+    """
+    if strategy != CONSENSUS and strategy not in lab.annotators:
+        known = ", ".join([CONSENSUS, *lab.annotators])
+        raise InputError(lab.root / "labels", f"unknown strategy '{strategy}' (known: {known})")
+    split = lab_split(lab, k, seed)
+    folds = sorted(set(folds)) if folds else list(range(1, split.k + 1))
+    bad = [f for f in folds if not 1 <= f <= split.k]
+    if bad:
+        raise InputError(None, f"fold(s) {bad} outside 1..{split.k}")
+    base_config = config or TrainConfig()
+    config = TrainConfig(**{**base_config.__dict__, "steps": steps, "seed": seed})
+    names = model_names(strategy, folds)
+    folder = Path(out) / lab.name
+    cards = []
+    with _progress(show_progress) as progress:
+        for fold in folds:
+            card = _train_fold(lab, strategy, split, fold, names[fold], config, folder, progress)
+            cards.append(card)
+    if strategy == CONSENSUS:
+        ensemble = _write_ensemble_if_complete(lab, split, folder, config)
+        if ensemble is not None:
+            cards.append(ensemble)
+    return cards
+
+
+def _train_fold(lab, strategy, split, fold, name, config, folder, progress) -> dict:
+    train_ids = split.training(fold)
+    images, masks, valid, checksums, skipped = _targets(lab, strategy, train_ids)
+    if not images:
+        raise InputError(lab.root, f"no training images for {strategy}, fold {fold}")
+    used_ids = [i for i in train_ids if i not in skipped]
+    too_small = [i for i, im in zip(used_ids, images) if min(im.shape) < config.tile]
+    if too_small:
+        raise InputError(lab.image_path(too_small[0]), f"image smaller than the training tile {config.tile}")
+    task = progress.add_task(f"{lab.name} {name} (fold {fold}/{split.k})", total=config.steps, info="")
+
+    def advance(step: int, loss: float) -> None:
+        progress.update(task, completed=step, info=f"loss {loss:.3f}")
+
+    # Fold-specific seed: folds differ in initialisation as well as data, like independent runs.
+    fold_config = TrainConfig(**{**config.__dict__, "seed": config.seed * 1000 + fold})
+    result = train_model(images, masks, fold_config, valid, advance)
+    model = library.round_to_storage(result.model)  # validate exactly what is stored
+    settings = Settings()
+    prepared = [prepare_model(model, settings)]
+    validation_ids = split.validation(fold)
+    check = progress.add_task(f"{lab.name} {name}: validating", total=len(validation_ids), info="")
+    predicted = {}
+    for image_id in validation_ids:
+        predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
+        progress.advance(check)
+    table = validation_table(lab, predicted)
+    verdict = selection_verdict(table)
+    progress.update(check, info=f"{verdict['verdict']} ({verdict['n_passed']}/{verdict['n_images']})")
+    card = {
+        "name": f"{lab.name}/{name}",
+        "lab": lab.name,
+        "strategy": strategy,
+        "initialization": INITIALIZATION,
+        "fold": fold,
+        "folds": split.k,
+        "seed": config.seed,
+        "steps": config.steps,
+        "test_images": list(split.test),
+        "validation_images": list(validation_ids),
+        "training_images": used_ids,
+        "skipped_images": skipped,
+        "target": reference_source(lab) if strategy == CONSENSUS else strategy,
+        "training_data": checksums,
+        "training_data_sha256": _digest(checksums),
+        "normalisation": {
+            "mean": float(model.input_mean[0]),
+            "std": float(model.input_std[0]),
+            "method": "training-set mean and standard deviation, stored in the weights",
+        },
+        "training": {**fold_config.as_dict(), **result.summary()},
+        "validation": table.to_dict(orient="records"),
+        "selection": verdict,
+        "validation_prediction": settings.resolved().as_dict(),
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return library.save_model(folder / f"{name}.json", model, card)
+
+
+def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: TrainConfig) -> dict | None:
+    """The ensemble card, once every fold's consensus model of this split is in `folder`."""
+    members = []
+    for fold, name in model_names(CONSENSUS, range(1, split.k + 1)).items():
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            return None
+        card = library.read_card(path)
+        same_split = (card.get("seed"), card.get("folds"), card.get("test_images")) == (
+            split.seed,
+            split.k,
+            list(split.test),
+        )
+        if not same_split or card.get("fold") != fold:
+            return None
+        members.append(card)
+    steps = sorted({m.get("steps") for m in members})
+    verdicts = {m["name"]: m["selection"]["verdict"] for m in members}
+    card = {
+        "name": f"{lab.name}/{CONSENSUS}_ensemble",
+        "lab": lab.name,
+        "strategy": CONSENSUS,
+        "initialization": INITIALIZATION,
+        "folds": split.k,
+        "seed": split.seed,
+        "steps": steps[0] if len(steps) == 1 else steps,
+        "test_images": list(split.test),
+        "validation_images": {m["name"]: m["validation_images"] for m in members},
+        "combination": "mean of the members' softmax probabilities",
+        "selection": {
+            "verdict": "selected" if all(v == "selected" for v in verdicts.values()) else "rejected",
+            "members": verdicts,
+        },
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return library.save_ensemble(folder / f"{CONSENSUS}_ensemble.json", members, card)
+
+
+# -- prediction --------------------------------------------------------------------------------
+
+
+def _single_folder(card: dict) -> tuple[str, str, str]:
+    strategy, fold = card.get("strategy", "model"), card.get("fold") or 1
+    if strategy == CONSENSUS:
+        return "consensus_models", CONSENSUS, f"unet_{fold}"
+    return "expert_models", strategy, f"unet_{fold}"
+
+
+def prediction_folders(stored, replicate: int = 1) -> dict[str, tuple[str, ...]]:
+    """Study-layout folders (initialization, model_type, model, unet) of a model's masks.
+
+    Returns
+    -------
+    dict
+        ``"self"`` -> the model's (or ensemble's) own folder; for an ensemble also each member's
+        name -> its ``unet_<fold>`` folder beside the ensemble's.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> prediction_folders(NS(is_ensemble=False, card={"strategy": "expert_3", "fold": 2}))
+    {'self': ('scratch', 'expert_models', 'expert_3', 'unet_2')}
+    """
+    initialization = stored.card.get("initialization", INITIALIZATION)
+    if not stored.is_ensemble:
+        return {"self": (initialization, *_single_folder(stored.card))}
+    strategy = stored.card.get("strategy", CONSENSUS)
+    model_type = "consensus_ensembles" if strategy == CONSENSUS else "expert_ensembles"
+    model = f"ensemble_{replicate}"
+    folders = {"self": (initialization, model_type, model, "ensemble")}
+    for index, member in enumerate(stored.members, 1):
+        folders[member.name] = (initialization, model_type, model, f"unet_{member.card.get('fold') or index}")
+    return folders
+
+
+def _image_role(stored, image_id: str) -> str:
+    cards = [stored.card, *(m.card for m in stored.members)] if stored.is_ensemble else [stored.card]
+    if any(image_id in c.get("test_images", []) for c in cards):
+        return "test"
+    if any(image_id in c.get("training_images", []) for c in cards):
+        return "training"
+    if any(
+        image_id in c.get("validation_images", [])
+        for c in cards
+        if isinstance(c.get("validation_images"), list)
+    ):
+        return "validation"
+    return "unseen"
+
+
+def predict_lab(
+    lab: Lab,
+    model: str | Path | library.StoredModel | library.StoredEnsemble,
+    out: str | Path,
+    settings: Settings = Settings(),
+    image_ids: Sequence[str] | None = None,
+    model_library=None,
+    replicate: int = 1,
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """Predict a lab's images with a model or an ensemble; write masks and uncertainty maps.
+
+    Parameters
+    ----------
+    lab : Lab
+        Only its images are used.
+    model : str, Path, StoredModel or StoredEnsemble
+        A library name (``wue1/consensus_ensemble``), a card path, or a loaded model.
+    out : str or Path
+        Data root to write into (``<out>/<lab folder>/labels/...`` and ``.../uncertainty/...``).
+    settings : Settings
+        Tiling, test-time augmentation, precision.
+    image_ids : sequence of str, optional
+        Which images (default: all).
+    model_library : str or Path, optional
+        Library folder for names (default: the shipped library).
+    replicate : int
+        Number in an ensemble's folder name (``ensemble_<replicate>``).
+    show_progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    DataFrame
+        The ``uncertainty.csv`` table: one row per image with ``role`` (test / training /
+        validation / unseen for this model), ``n_objects``, the uncertainty scores of
+        :meth:`Prediction.scores` and ``review_rank`` (1 = review first).
+    """
+    stored = model if hasattr(model, "is_ensemble") else library.load_model(model, model_library)
+    image_ids = list(image_ids) if image_ids is not None else lab.image_ids
+    unknown = [i for i in image_ids if i not in set(lab.image_ids)]
+    if unknown:
+        raise InputError(lab.root / "images", f"no image(s) {', '.join(unknown[:5])} in lab {lab.name}")
+    settings = settings.resolved()
+    members = stored.members
+    prepared = [prepare_model(m.module, settings) for m in members]
+    folders = prediction_folders(stored, replicate)
+    lab_out = Path(out) / lab.config.folder
+    label = lab.config.label
+    rows = []
+    with contextlib.ExitStack() as stack, _progress(show_progress) as progress:
+        # Stage every output folder; they replace the old ones only when all images are done.
+        staged = {
+            key: stack.enter_context(atomic_dir(lab_out.joinpath("labels", *parts)))
+            for key, parts in folders.items()
+        }
+        uncertainty_dir = stack.enter_context(atomic_dir(lab_out.joinpath("uncertainty", *folders["self"])))
+        task = progress.add_task(f"{lab.name}: predicting with {stored.name}", total=len(image_ids), info="")
+        for image_id in image_ids:
+            prediction = predict_image(prepared, lab.image(image_id), settings, prepared=True)
+            write_mask(staged["self"] / f"{image_id}_{label}.png", prediction.mask)
+            if stored.is_ensemble:
+                for member, member_mask in zip(members, prediction.member_masks):
+                    write_mask(staged[member.name] / f"{image_id}_{label}.png", member_mask)
+            for kind in UNCERTAINTY_MAPS:
+                write_png(uncertainty_dir / f"{image_id}_{kind}.png", to_uint16(getattr(prediction, kind)))
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "role": _image_role(stored, image_id),
+                    "n_objects": count_objects(prediction.mask, lab.config.min_object_size),
+                    **prediction.scores(),
+                }
+            )
+            progress.advance(task)
+        table = pd.DataFrame(rows)
+        if not table.empty:
+            order = table["review_score"].rank(ascending=False, method="first")
+            table["review_rank"] = order.astype(int)
+            table = table.sort_values("review_rank").reset_index(drop=True)
+        write_csv(uncertainty_dir / "uncertainty.csv", table)
+        record = {
+            "model": stored.name,
+            "model_card": str(stored.path),
+            "model_card_sha256": library.sha256_file(stored.path),
+            "members": [m.name for m in members],
+            "settings": settings.as_dict(),
+            "uncertainty_scale": "16-bit PNG: 0..65535 = 0..1 bit (entropy in bits, 2 classes)",
+            "review_score": "ensemble: mean epistemic over predicted foreground; single model: mean total",
+            "versions": versions(),
+        }
+        write_text(uncertainty_dir / "prediction.json", json.dumps(record, indent=2) + "\n")
+    return table

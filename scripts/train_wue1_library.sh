@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Train the pretrained lab-wue1 model library (data/models/wue1/) with `cfosstats train`.
+#
+# Run by hand from the repository root; it takes hours on a 2-core CPU (see STEPS below).
+#   CFOSSTATS_TRAIN_DATA=../shared/data/train_data STEPS=3000 scripts/train_wue1_library.sh
+#
+# Set-up as in the study: a test set of 9 images (one per stratum, chosen by SEED) that no model
+# trains on; k=4 stratified folds on the other 27. One consensus model per fold (targets: est_GT)
+# and their ensemble; one model per annotator (expert_1..expert_5) on fold 1, i.e. on exactly the
+# training images of consensus_model_1, so every comparison is fair. All models share the split
+# because they share SEED and k.
+#
+# Everything is trained into a staging library first and moved into data/models/wue1 only when
+# all nine models exist, so an interrupted run leaves data/models untouched.
+set -euo pipefail
+
+DATA=${CFOSSTATS_TRAIN_DATA:-../shared/data/train_data}
+STEPS=${STEPS:-3000}   # ~28 passes over the 27 training images (256² tiles, batch 4)
+SEED=${SEED:-0}
+FOLDS=4
+STAGE=${STAGE:-build/wue1-library}
+TARGET=data/models/wue1
+
+mkdir -p "$STAGE"
+
+# 1. The consensus ensemble: one model per fold, then the ensemble card (written automatically).
+cfosstats train --lab wue1 --data "$DATA" --strategy consensus --folds "$FOLDS" \
+    --seed "$SEED" --steps "$STEPS" --out "$STAGE"
+
+# 2. One model per annotator, on fold 1 (named wue1/expert_<n> because a single fold is trained).
+for expert in expert_1 expert_2 expert_3 expert_4 expert_5; do
+    cfosstats train --lab wue1 --data "$DATA" --strategy "$expert" --folds "$FOLDS" --fold 1 \
+        --seed "$SEED" --steps "$STEPS" --out "$STAGE"
+done
+
+# 3. Check that all nine load (checksums verified), then move them into the library.
+cfosstats models --library "$STAGE"
+python - "$STAGE" <<'PY'
+import sys
+from cfosstats.segment.library import load_model
+names = ["consensus_ensemble"] + [f"expert_{i}" for i in range(1, 6)]
+for name in names:
+    stored = load_model(f"wue1/{name}", library=sys.argv[1])
+    print(stored.name, "ok", [m.name for m in stored.members])
+PY
+rm -rf "$TARGET.new" && cp -r "$STAGE/wue1" "$TARGET.new"
+rm -rf "$TARGET.old" && { [ -d "$TARGET" ] && mv "$TARGET" "$TARGET.old" || true; }
+mv "$TARGET.new" "$TARGET" && rm -rf "$TARGET.old"
+du -sh "$TARGET"
+cfosstats models
