@@ -21,11 +21,11 @@ from cfosstats.datasets.simulate import (
     N_ENSEMBLES,
     SIMULATION_FILE,
     UNETS_PER_EXPERT,
-    count_objects,
     simulate_study,
 )
 from cfosstats.errors import InputError
 from cfosstats.imageio import read_image, read_mask
+from cfosstats.objects import count_objects
 from cfosstats.registry import load_lab_config
 
 CONFIG = load_lab_config("demo")

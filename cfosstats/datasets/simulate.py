@@ -74,6 +74,8 @@ from cfosstats.datasets.layout import (
     mask_name,
 )
 from cfosstats.errors import InputError
+from cfosstats.groundtruth import staple
+from cfosstats.objects import count_objects
 from cfosstats.registry import LabConfig, load_lab_config
 
 SIMULATION_FILE = "simulation.json"
@@ -537,22 +539,6 @@ def _true_mask(scene: Scene) -> np.ndarray:
     return scene.to_mask(scene.nuclei.positive[scene.near_owner] & (scene.near_dist > 0))
 
 
-def count_objects(mask: np.ndarray, min_size: int) -> int:
-    """Number of 8-connected components of `mask` with at least `min_size` pixels.
-
-    Examples
-    --------
-    >>> m = np.zeros((8, 8), bool); m[:3, :3] = True; m[5:, 5:] = True; m[0, 7] = True
-    >>> count_objects(m, 2)
-    2
-    """
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), int))
-    if n == 0:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
-    return int((sizes >= min_size).sum())
-
-
 def _truth(scene: Scene, min_size: int) -> dict:
     """The true per-region counts: positive nuclei clipped to the region, >= min size."""
     truth = _true_mask(scene)
@@ -622,23 +608,6 @@ def _soft_map(scene: Scene, logit: np.ndarray, edge: np.ndarray) -> np.ndarray:
     o = scene.near_owner
     outline = expit(EDGE_SHARPNESS * (scene.near_dist + edge[o]))
     return (expit(logit[o]) * outline).astype(np.float32)
-
-
-def staple(masks: list[np.ndarray]) -> np.ndarray:
-    """Estimated ground truth as in the study: SimpleITK STAPLE (foreground 1) > 0.5.
-
-    Examples
-    --------
-    >>> m = np.zeros((6, 6), bool); m[1:4, 1:4] = True
-    >>> bool((staple([m, m, m]) == m).all())
-    True
-    """
-    import SimpleITK as sitk
-
-    if not any(m.any() for m in masks) or all(m.all() for m in masks):
-        return masks[0].copy()  # certain everywhere; ITK would divide by zero
-    images = [sitk.GetImageFromArray(m.astype(np.uint8)) for m in masks]
-    return sitk.GetArrayFromImage(sitk.STAPLE(images, 1.0)) > 0.5
 
 
 # --- one image ---------------------------------------------------------------------------------
@@ -734,7 +703,7 @@ def _annotator_labels(plan: Plan, spec: ImageSpec, scene: Scene) -> dict[str, np
         rng = _rng(plan.seed, "labels", *spec.key, annotator.name)
         out[annotator.name] = _hard_mask(scene, *_decide(rng, scene.nuclei, annotator))
     if out:
-        out[ESTIMATED_GT] = staple(list(out.values()))
+        out[ESTIMATED_GT] = staple(list(out.values())).estimate
     return out
 
 
