@@ -36,9 +36,9 @@ def test_agreement_command_on_mue(train_data, tmp_path):
     result = runner.invoke(app, ["agreement", "--lab", "mue", "--data", str(train_data), "--out", str(out)])
     assert result.exit_code == 0, result.output + result.stderr
     objects = pd.read_csv(out / "objects.csv", dtype={"image_id": str})
-    assert list(objects.columns) == [
-        "image_id", "rater", "reference", "n_rater", "n_reference", "tp", "precision", "recall", "f1", "mean_iou",
-    ]  # fmt: skip
+    assert list(objects.columns) == (
+        "image_id rater reference n_rater n_reference tp precision recall f1 mean_iou".split()
+    )
     assert len(objects) == 5 * 5 * 4  # 5 images, 5 label sets (4 annotators + est_GT), ordered pairs
     assert (pd.read_csv(out / "images.csv")["reference_source"] == "published").all()
     assert "published (5 images)" in result.output
