@@ -242,6 +242,36 @@ def _print_warnings(warnings_table) -> None:
         err_console.print(f"warning: {row.image_id}: {row.source}: {row.message}", markup=False)
 
 
+@app.command()
+@reports_input_errors
+def effects(
+    lab: LabOption,
+    out: OutOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level.")] = 0.05,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Image id to leave out (repeatable; recorded).")
+    ] = None,
+    jobs: JobsOption = 2,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the eta² intervals.")] = 1000,
+) -> None:
+    """Treatment effects for every label source, and how reproducible they are across analyses."""
+    from cfosstats.effects_command import effects_command
+
+    effects_command(
+        lab,
+        data,
+        lab_config,
+        out,
+        alpha=alpha,
+        exclude=tuple(exclude or ()),
+        jobs=jobs,
+        n_boot=n_boot,
+        echo=lambda line: console.print(line, markup=False, soft_wrap=True),
+    )
+
+
 app.command("train")(reports_input_errors(segment_commands.train))
 app.command("predict")(reports_input_errors(segment_commands.predict))
 app.command("models")(reports_input_errors(segment_commands.models))

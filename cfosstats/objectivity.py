@@ -71,8 +71,7 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +86,7 @@ from cfosstats.errors import InputError
 from cfosstats.groundtruth import METHODS, estimate_consensus, staple
 from cfosstats.imageio import read_mask, write_mask
 from cfosstats.objects import label_objects
+from cfosstats.parallel import map_tasks
 from cfosstats.stats import agreement
 
 WARNING_COLUMNS = ("image_id", "source", "message")
@@ -104,14 +104,6 @@ COUNT_COLUMNS = ("image_id", "rater", "count")
 
 
 # -- per-image work: pure top-level functions of paths, cheap to pickle ------------------------
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """An InputError raised in a worker, carried back as data (InputError does not pickle)."""
-
-    path: str | None
-    message: str
 
 
 def _read_masks(
@@ -142,16 +134,12 @@ def estimate_image(
     min_size: int,
     out_path: Path,
     options: dict[str, Any] | None = None,
-) -> list[dict] | _Failure:
+) -> list[dict]:
     """Estimate one image's ground truth, write it to `out_path`, return annotators.csv rows.
 
-    A pure function of paths (for process pools). An :class:`InputError` is returned as a
-    ``_Failure`` (it cannot cross a process boundary) and re-raised by the caller.
+    A pure function of paths (for process pools).
     """
-    try:
-        masks = _read_masks(mask_paths, expected_shape)
-    except InputError as exc:
-        return _Failure(None if exc.path is None else str(exc.path), exc.message)
+    masks = _read_masks(mask_paths, expected_shape)
     result = estimate_consensus(
         list(masks.values()), method, min_size=min_size, **(options or {})
     )
@@ -192,7 +180,7 @@ def agreement_of_image(
     min_size: int,
     threshold: float = 0.5,
     criterion: str = "gt",
-) -> ImageAgreement | _Failure:
+) -> ImageAgreement:
     """Object, pixel and count agreement of one image's annotators and reference.
 
     Parameters
@@ -213,19 +201,15 @@ def agreement_of_image(
 
     Returns
     -------
-    ImageAgreement, or a ``_Failure`` carrying an :class:`InputError` back to the caller.
+    ImageAgreement
     """
     paths = dict(annotator_paths)
     if reference_path is not None:
         paths[ESTIMATED_GT] = reference_path
-    try:
-        masks = _read_masks(paths, expected_shape)
-        ignore = None
-        if ignore_path is not None:
-            ignore = _read_masks({"ignore": ignore_path}, next(iter(masks.values())).shape)
-            ignore = ignore["ignore"]
-    except InputError as exc:
-        return _Failure(None if exc.path is None else str(exc.path), exc.message)
+    masks = _read_masks(paths, expected_shape)
+    ignore = None
+    if ignore_path is not None:
+        ignore = _read_masks({"ignore": ignore_path}, next(iter(masks.values())).shape)["ignore"]
     if reference_path is None:
         # STAPLE on the uncut masks, as the published estimates were made (see groundtruth).
         masks[ESTIMATED_GT] = staple([masks[name] for name in annotator_paths]).estimate
@@ -247,63 +231,6 @@ def agreement_of_image(
         reference_source="published" if reference_path is not None else "staple",
         ignored_pixels=0 if ignore is None else int(ignore.sum()),
     )
-
-
-# -- mapping per-image work over a lab -------------------------------------------------------
-
-
-def _call(function_and_arguments: tuple[Callable, tuple]) -> Any:
-    function, arguments = function_and_arguments
-    return function(*arguments)
-
-
-def _map_images(
-    function: Callable,
-    tasks: Sequence[tuple],
-    jobs: int,
-    progress: bool,
-    description: str,
-    while_waiting: Callable[[], object] | None = None,
-) -> Iterator[Any]:
-    """Apply `function(*task)` to every task, in order; `jobs` > 1 uses worker processes.
-
-    `while_waiting` is called once in this process after the workers have their tasks (they
-    exist by then, so nothing forks while it runs): a slow import can overlap the work.
-    """
-    pool = None
-    if jobs > 1 and len(tasks) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)))
-        # Executor.map submits every task now, so the workers are forked before the progress
-        # bar starts its refresh thread.
-        results: Iterable[Any] = pool.map(_call, [(function, task) for task in tasks])
-    else:
-        results = (function(*task) for task in tasks)
-    tracker = None
-    try:
-        if progress:
-            from rich.progress import Progress
-
-            tracker = Progress(transient=True)
-            tracker.start()
-            task_id = tracker.add_task(description, total=len(tasks))
-        if pool is not None and while_waiting is not None:
-            while_waiting()
-        for result in results:
-            if tracker is not None:
-                tracker.advance(task_id)
-            yield result
-    finally:
-        if tracker is not None:
-            tracker.stop()
-        if pool is not None:
-            # When the caller stops early (an input error), drop the work not yet started.
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _raise_failure(result: Any) -> Any:
-    if isinstance(result, _Failure):
-        raise InputError(result.path, result.message)
-    return result
 
 
 def _image_shape(lab, image_id: str) -> tuple[int, int] | None:
@@ -418,8 +345,8 @@ def estimate_groundtruth(
             for image_id, present, shape in plans
         ]
         rows: list[dict] = []
-        for result in _map_images(estimate_image, tasks, jobs, progress, f"{method} estimate"):
-            rows += _raise_failure(result)
+        for result in map_tasks(estimate_image, tasks, jobs, progress, f"{method} estimate"):
+            rows += result
         annotators = pd.DataFrame(rows, columns=list(ANNOTATOR_COLUMNS))
         warnings_table = _warnings_table(warning_rows)
         write_csv(tmp / "annotators.csv", annotators)
@@ -524,12 +451,7 @@ def run_agreement(
             }
         )
 
-    per_image = [
-        _raise_failure(result)
-        for result in _map_images(
-            agreement_of_image, tasks, jobs, progress, "agreement", _import_pingouin
-        )
-    ]
+    per_image = list(map_tasks(agreement_of_image, tasks, jobs, progress, "agreement", _import_pingouin))
     for row, result in zip(image_rows, per_image, strict=True):
         row["ignored_pixels"] = result.ignored_pixels
 

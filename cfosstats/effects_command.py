@@ -1,0 +1,116 @@
+"""``cfosstats effects``: treatment effects across every label source of a lab, as tidy CSVs.
+
+A plain function the command line wires in (:func:`effects_command`); all the work is in
+:func:`cfosstats.validity.run_effects`, whose module docstring documents every column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cfosstats.errors import InputError
+
+__all__ = ["effects_command", "summary_lines"]
+
+
+def _check_arguments(alpha: float, jobs: int, n_boot: int) -> None:
+    if not 0 < alpha < 1:
+        raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
+    if jobs < 1:
+        raise InputError(None, f"--jobs must be at least 1, got {jobs}")
+    if n_boot < 0:
+        raise InputError(None, f"--n-boot must not be negative, got {n_boot}")
+
+
+def summary_lines(result) -> list[str]:
+    """A few lines for the terminal: grouping, exclusions, and each effect's majority call.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from types import SimpleNamespace
+    >>> repro = pd.DataFrame({"region": ["CA1"], "readout": ["density"], "comparison": ["H vs C+"],
+    ...     "majority_call": ["increase"], "summary": ["found by 2/2 consensus ensembles"]})
+    >>> result = SimpleNamespace(out_dir=Path("out"), run={"grouping": "conditions", "groups": ["H", "C+"],
+    ...     "excluded": [], "grouping_note": "experimental conditions, control first"},
+    ...     tables={"reproducibility": repro, "warnings": pd.DataFrame()})
+    >>> print("\\n".join(summary_lines(result)))
+    groups (conditions): H, C+ -- experimental conditions, control first
+    CA1 density H vs C+: increase -- found by 2/2 consensus ensembles
+    tables written to out
+    """
+    run = result.run
+    lines = [f"groups ({run['grouping']}): {', '.join(run['groups'])} -- {run['grouping_note']}"]
+    if run["excluded"]:
+        lines.append("excluded: " + ", ".join(f"{e['image_id']} ({e['from']})" for e in run["excluded"]))
+    repro = result.tables["reproducibility"]
+    for row in repro.itertuples(index=False):
+        lines.append(f"{row.region} {row.readout} {row.comparison}: {row.majority_call} -- {row.summary}")
+    n_warnings = len(result.tables["warnings"])
+    if n_warnings:
+        lines.append(f"{n_warnings} warning(s): see warnings.csv")
+    lines.append(f"tables written to {result.out_dir}")
+    return lines
+
+
+def effects_command(
+    lab: str,
+    data: Path | None,
+    lab_config: Path | None,
+    out: Path,
+    alpha: float = 0.05,
+    exclude: Sequence[str] = (),
+    jobs: int = 2,
+    n_boot: int = 1000,
+    progress: bool = True,
+    echo=print,
+):
+    """Run :func:`cfosstats.validity.run_effects` for one lab and print a short summary.
+
+    Parameters
+    ----------
+    lab : str
+        Registry name (``wue1``, ``demo``, ...).
+    data : Path or None
+        ``--data ROOT`` (see :func:`cfosstats.datasets.load_lab`).
+    lab_config : Path or None
+        ``--lab-config PATH``: a registry file instead of the shipped one.
+    out : Path
+        ``--out DIR``: the folder to write (replaced atomically).
+    alpha : float
+        ``--alpha``: family-wise significance level.
+    exclude : sequence of str
+        ``--exclude ID`` (repeatable): images to leave out, on top of the registry's list.
+    jobs : int
+        ``--jobs``: worker processes.
+    n_boot : int
+        ``--n-boot``: bootstrap resamples per eta² interval (0: none).
+    progress : bool
+        Show progress bars.
+    echo : callable
+        Prints one line (``print``; the CLI passes its console).
+
+    Returns
+    -------
+    EffectsResult
+
+    Raises
+    ------
+    InputError
+        Bad options or input (unknown lab, no groups, unknown image id in `exclude`, unreadable
+        or mis-shaped masks): the CLI prints the one-line message and exits with code 2.
+    """
+    from cfosstats.datasets import load_lab
+    from cfosstats.registry import load_lab_config
+    from cfosstats.validity import run_effects
+
+    _check_arguments(alpha, jobs, n_boot)
+    config = load_lab_config(lab, lab_config)
+    found = load_lab(config, data)
+    result = run_effects(
+        found, Path(out), alpha=alpha, exclude=tuple(exclude), jobs=jobs, progress=progress, n_boot=n_boot
+    )
+    for line in summary_lines(result):
+        echo(line)
+    return result

@@ -1,0 +1,78 @@
+"""Mapping pure per-image functions over a lab: inline, or in worker processes, with progress.
+
+Per-image work (measuring a mask, matching two masks) is a top-level function of paths and
+plain values, so tasks pickle cheaply. An :class:`~cfosstats.errors.InputError` raised in a
+worker travels back and is raised again in the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+
+def _call(function_and_arguments: tuple[Callable, tuple]) -> Any:
+    function, arguments = function_and_arguments
+    return function(*arguments)
+
+
+def map_tasks(
+    function: Callable,
+    tasks: Sequence[tuple],
+    jobs: int,
+    progress: bool,
+    description: str,
+    while_waiting: Callable[[], object] | None = None,
+) -> Iterator[Any]:
+    """Apply `function(*task)` to every task, yielding results in task order.
+
+    Parameters
+    ----------
+    function : callable
+        A top-level (picklable) function.
+    tasks : sequence of tuple
+        Positional arguments of each call.
+    jobs : int
+        Worker processes; 1 (or a single task) runs inline.
+    progress : bool
+        Show a rich progress bar.
+    description : str
+        The progress bar's label.
+    while_waiting : callable, optional
+        Called once in this process after the workers have their tasks (they exist by then,
+        so nothing forks while it runs): a slow import can overlap the work.
+
+    Examples
+    --------
+    >>> list(map_tasks(pow, [(2, 3), (3, 2)], jobs=1, progress=False, description="powers"))
+    [8, 9]
+    """
+    pool = None
+    if jobs > 1 and len(tasks) > 1:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)))
+        # Executor.map submits every task now, so the workers are forked before the progress
+        # bar starts its refresh thread.
+        results: Iterable[Any] = pool.map(_call, [(function, task) for task in tasks])
+    else:
+        results = (function(*task) for task in tasks)
+    tracker = None
+    try:
+        if progress:
+            from rich.progress import Progress
+
+            tracker = Progress(transient=True)
+            tracker.start()
+            task_id = tracker.add_task(description, total=len(tasks))
+        if pool is not None and while_waiting is not None:
+            while_waiting()
+        for result in results:
+            if tracker is not None:
+                tracker.advance(task_id)
+            yield result
+    finally:
+        if tracker is not None:
+            tracker.stop()
+        if pool is not None:
+            # When the caller stops early (an input error), drop the work not yet started.
+            pool.shutdown(wait=True, cancel_futures=True)
