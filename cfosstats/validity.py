@@ -590,23 +590,6 @@ def measure_image(
     dict
         ``{"quantify": {source: [row, ...]}, "counts": {source: n}, "pairs": {"a|b": f1}}``.
     """
-    return _measure(
-        image_id,
-        image_path,
-        region_paths,
-        ignore_path,
-        quantify,
-        whole,
-        pairs,
-        min_size,
-        um2_per_px,
-        threshold,
-    )
-
-
-def _measure(
-    image_id, image_path, region_paths, ignore_path, quantify, whole, pairs, min_size, um2_per_px, threshold
-) -> dict:
     del image_id  # part of the task for error messages and progress only
     shape = None
     image = None
