@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cfosstats.cli_options import ConfigOption, DataOption, JobsOption, LabOption, OutOption
 from cfosstats.errors import InputError
+from cfosstats.report import commands as report_commands
 from cfosstats.segment import commands as segment_commands
 
 app = typer.Typer(
@@ -272,6 +273,7 @@ def effects(
     )
 
 
+app.command("report")(reports_input_errors(report_commands.report))
 app.command("train")(reports_input_errors(segment_commands.train))
 app.command("predict")(reports_input_errors(segment_commands.predict))
 app.command("models")(reports_input_errors(segment_commands.models))

@@ -1,0 +1,177 @@
+"""``cfosstats report``: functions for the Typer app (wired in :mod:`cfosstats.cli`).
+
+:func:`report_command` is the plain function; :func:`report` is the same with Typer's
+``Annotated`` options, wired in like the other commands::
+
+    app.command("report")(reports_input_errors(report_commands.report))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cfosstats.cli_options import ConfigOption, DataOption, JobsOption, LabOption
+from cfosstats.errors import InputError
+
+
+def command_line(
+    lab: str,
+    data: Path | None = None,
+    lab_config: Path | None = None,
+    out: Path = Path("reports"),
+    formats: str | Sequence[str] = "html,pdf",
+    engine: str = "pandoc",
+    jobs: int = 2,
+    alpha: float = 0.05,
+    exclude: Sequence[str] = (),
+    predict: bool = True,
+) -> str:
+    """The ``cfosstats report`` command line that reproduces a report (recorded in it).
+
+    Examples
+    --------
+    >>> command_line("wue1", data=Path("train_data"), out=Path("reports"))
+    'cfosstats report --lab wue1 --data train_data --out reports --format html,pdf --engine pandoc'
+    """
+    import shlex
+
+    if not isinstance(formats, str):
+        formats = ",".join(formats)
+    parts = ["cfosstats", "report", "--lab", lab]
+    if data is not None:
+        parts += ["--data", str(data)]
+    if lab_config is not None:
+        parts += ["--lab-config", str(lab_config)]
+    parts += ["--out", str(out), "--format", formats.replace(" ", ""), "--engine", engine]
+    if jobs != 2:
+        parts += ["--jobs", str(jobs)]
+    if alpha != 0.05:
+        parts += ["--alpha", f"{alpha:g}"]
+    for image_id in exclude:
+        parts += ["--exclude", str(image_id)]
+    if not predict:
+        parts.append("--no-predict")
+    return shlex.join(parts)
+
+
+def report_command(
+    lab: str,
+    data: Path | None = None,
+    lab_config: Path | None = None,
+    out: Path = Path("reports"),
+    formats: str | Sequence[str] = "html,pdf",
+    engine: str = "pandoc",
+    *,
+    jobs: int = 2,
+    alpha: float = 0.05,
+    exclude: Sequence[str] = (),
+    predict: bool = True,
+    progress: bool = True,
+):
+    """Build the validity report of a lab and print where it is.
+
+    Parameters
+    ----------
+    lab : str
+        Registry name (``demo`` needs no data).
+    data : Path, optional
+        Data root (``--data``); default ``$CFOSSTATS_DATA``, then the fetch cache.
+    lab_config : Path, optional
+        A registry file to use instead of the shipped entry (``--lab-config``).
+    out : Path, default reports
+        Output root; files go to ``<out>/<lab>/``.
+    formats : str or sequence of str, default "html,pdf"
+        ``--format``: ``html``, ``pdf`` or both.
+    engine : str, default "pandoc"
+        ``--engine``: ``pandoc`` (bundled) or ``quarto`` (needs a quarto binary on PATH).
+    jobs, alpha, exclude, predict, progress
+        Passed to :func:`cfosstats.report.build_report`.
+
+    Returns
+    -------
+    ReportResult
+
+    Raises
+    ------
+    InputError
+        Bad input, an unknown format or engine, or a failed rendering (one line, for exit code 2).
+
+    Examples
+    --------
+    >>> report_command("demo", out=Path("reports"))  # doctest: +SKIP
+    """
+    from cfosstats.datasets import load_lab
+    from cfosstats.report.pipeline import build_report
+    from cfosstats.report.render import RenderError
+
+    found = load_lab(lab, data=data, config_path=lab_config)
+    try:
+        result = build_report(
+            found,
+            out,
+            formats=formats,
+            engine=engine,
+            progress=progress,
+            jobs=jobs,
+            alpha=alpha,
+            exclude=exclude,
+            predict=predict,
+            command=command_line(lab, data, lab_config, out, formats, engine, jobs, alpha, exclude, predict),
+        )
+    except (RenderError, ValueError) as exc:
+        raise InputError(None, str(exc)) from None
+    if progress:
+        from rich.console import Console
+
+        console = Console(highlight=False, soft_wrap=True)
+        for name, path in result.outputs.items():
+            console.print(f"{name}: {path}", markup=False)
+        console.print(
+            f"report.qmd, figures and tables: {result.folder} ({result.seconds:.1f} s)", markup=False
+        )
+    return result
+
+
+def report(
+    lab: LabOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Output root: the report goes to <out>/<lab>/.")] = Path(
+        "reports"
+    ),
+    formats: Annotated[str, typer.Option("--format", help="html, pdf, or html,pdf.")] = "html,pdf",
+    engine: Annotated[
+        str, typer.Option("--engine", help="pandoc (bundled, default) or quarto (a quarto binary on PATH).")
+    ] = "pandoc",
+    jobs: JobsOption = 2,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the effect tests.")] = 0.05,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Image id to exclude from the effect tests; repeatable."),
+    ] = None,
+    predict: Annotated[
+        bool, typer.Option(help="Predict with the model library's models of the lab, where it has some.")
+    ] = True,
+) -> None:
+    """Validity report of a lab: self-contained HTML and PDF, plus every table behind them.
+
+    Runs whatever results are missing (cached by input checksums: a second run is fast) and writes
+    <out>/<lab>/report.html, report.pdf, report.qmd, figures/ and tables/.
+    """
+    report_command(
+        lab,
+        data,
+        lab_config,
+        out,
+        formats,
+        engine,
+        jobs=jobs,
+        alpha=alpha,
+        exclude=tuple(exclude or ()),
+        predict=predict,
+        progress=True,
+    )

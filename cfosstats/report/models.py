@@ -1,0 +1,127 @@
+"""Models against the annotators: each predicted label set's object F1 per annotated image,
+placed in the range the annotators span on that image (the study's model selection rule).
+
+The work per image is a pure function of file paths (:func:`model_f1_of_image`), mapped over the
+annotated images in worker processes like the agreement tables.
+
+Examples
+--------
+>>> import pandas as pd
+>>> rows = pd.DataFrame({"image_id": ["1", "2"], "source": "m", "strategy": "expert_models",
+...     "f1": [0.5, 0.8], "f1_min": [0.6, 0.6], "f1_max": [0.9, 0.9],
+...     "placement": ["below", "within"]})
+>>> model_summary(rows)[["source", "n_below", "passes_rule"]].to_dict("records")
+[{'source': 'm', 'n_below': 1, 'passes_rule': False}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+MODEL_F1_COLUMNS = (
+    "image_id",
+    "source",
+    "strategy",
+    "n_source",
+    "n_reference",
+    "tp",
+    "precision",
+    "recall",
+    "f1",
+    "mean_iou",
+)
+SUMMARY_COLUMNS = (
+    "source",
+    "strategy",
+    "n_images",
+    "f1_median",
+    "f1_min",
+    "n_below",
+    "n_within",
+    "n_above",
+    "passes_rule",
+)
+
+
+def model_f1_of_image(
+    image_id: str,
+    sources: Mapping[str, tuple[str, Path]],
+    reference_path: Path,
+    ignore_path: Path | None,
+    min_size: int,
+    threshold: float = 0.5,
+    criterion: str = "gt",
+) -> list[dict]:
+    """Object F1 of every predicted label set of one image against its estimated ground truth.
+
+    Parameters
+    ----------
+    image_id : str
+    sources : mapping
+        Label source name -> (strategy, mask file).
+    reference_path : Path
+        The image's estimated ground truth (published ``est_GT`` or STAPLE of the annotators).
+    ignore_path : Path or None
+        Ignored-region mask, left out of both masks.
+    min_size, threshold, criterion
+        The lab's object rules (:func:`cfosstats.matching.match_labels`).
+
+    Returns
+    -------
+    list of dict
+        One row per source, keys :data:`MODEL_F1_COLUMNS`.
+    """
+    from cfosstats.imageio import read_mask
+    from cfosstats.matching import index_objects, match_labels
+    from cfosstats.objects import label_objects
+
+    ignore = None if ignore_path is None else read_mask(ignore_path)
+    reference = index_objects(label_objects(read_mask(reference_path), min_size=min_size, ignore=ignore))
+    rows = []
+    for name, (strategy, path) in sources.items():
+        labels = label_objects(read_mask(path), min_size=min_size, ignore=ignore)
+        result = match_labels(index_objects(labels), reference, threshold, criterion=criterion)
+        rows.append(
+            {
+                "image_id": image_id,
+                "source": name,
+                "strategy": strategy,
+                "n_source": int(result.n_rater),
+                "n_reference": int(result.n_reference),
+                "tp": int(result.tp),
+                "precision": float(result.precision),
+                "recall": float(result.recall),
+                "f1": float(result.f1),
+                "mean_iou": float(result.mean_iou),
+            }
+        )
+    return rows
+
+
+def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
+    """Per model: images, median and worst F1, placements, and whether it passes the study's rule.
+
+    A model passes when no image places it ``below`` the worst annotator.
+    """
+    if placed.empty:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    rows = []
+    for (source, strategy), group in placed.groupby(["source", "strategy"], sort=True):
+        placement = group["placement"].value_counts()
+        rows.append(
+            {
+                "source": source,
+                "strategy": strategy,
+                "n_images": int(len(group)),
+                "f1_median": float(group["f1"].median()),
+                "f1_min": float(group["f1"].min()),
+                "n_below": int(placement.get("below", 0)),
+                "n_within": int(placement.get("within", 0)),
+                "n_above": int(placement.get("above", 0)),
+                "passes_rule": bool(placement.get("below", 0) == 0),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
