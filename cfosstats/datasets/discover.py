@@ -95,8 +95,8 @@ def load_lab(
 
     Examples
     --------
-    >>> lab = load_lab("mue", data="../shared/data/train_data")  # doctest: +SKIP
-    >>> len(lab.image_ids), lab.annotators  # doctest: +SKIP
+    >>> lab = load_lab("mue", data="../shared/data/train_data")
+    >>> len(lab.image_ids), lab.annotators
     (5, ['expert_1', 'expert_3', 'expert_4', 'expert_5'])
     """
     config = lab if isinstance(lab, LabConfig) else load_lab_config(lab, config_path)

@@ -104,9 +104,9 @@ class Lab:
 
     Examples
     --------
-    >>> from cfosstats.datasets import load_lab  # doctest: +SKIP
-    >>> lab = load_lab("wue1", data="../shared/data/train_data")  # doctest: +SKIP
-    >>> len(lab.image_ids), lab.annotators[:2]  # doctest: +SKIP
+    >>> from cfosstats.datasets import load_lab
+    >>> lab = load_lab("wue1", data="../shared/data/train_data")
+    >>> len(lab.image_ids), lab.annotators[:2]
     (36, ['expert_1', 'expert_2'])
     """
 

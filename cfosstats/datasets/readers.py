@@ -176,8 +176,8 @@ def read_training_layout(lab_dir: str | Path, config: LabConfig) -> Lab:
     --------
     >>> from cfosstats.registry import load_lab_config
     >>> folder = "../shared/data/train_data/lab-mue"
-    >>> lab = read_training_layout(folder, load_lab_config("mue"))  # doctest: +SKIP
-    >>> lab.annotators  # doctest: +SKIP
+    >>> lab = read_training_layout(folder, load_lab_config("mue"))
+    >>> lab.annotators
     ['expert_1', 'expert_3', 'expert_4', 'expert_5']
     """
     lab_dir = Path(lab_dir)

@@ -16,8 +16,8 @@ def lab_summary(lab: Lab) -> dict[str, str]:
     Examples
     --------
     >>> from cfosstats.datasets import load_lab
-    >>> lab = load_lab("mue", data="../shared/data/train_data")  # doctest: +SKIP
-    >>> lab_summary(lab)["images"]  # doctest: +SKIP
+    >>> lab = load_lab("mue", data="../shared/data/train_data")
+    >>> lab_summary(lab)["images"]
     '5'
     """
     meta = lab.metadata
