@@ -331,9 +331,7 @@ def object_consensus(
         supporters = np.unique(annotator_of_node[members])
         if supporters.size < k:
             continue
-        member_boxes = [
-            boxes[annotator_of_node[n]][n - offsets[annotator_of_node[n]]] for n in members
-        ]
+        member_boxes = [boxes[annotator_of_node[n]][n - offsets[annotator_of_node[n]]] for n in members]
         box = (
             slice(min(b[0].start for b in member_boxes), max(b[0].stop for b in member_boxes)),
             slice(min(b[1].start for b in member_boxes), max(b[1].stop for b in member_boxes)),
@@ -351,9 +349,7 @@ def object_consensus(
     return consensus
 
 
-def _linked_objects(
-    labels_a: np.ndarray, labels_b: np.ndarray, threshold: float
-) -> list[tuple[int, int]]:
+def _linked_objects(labels_a: np.ndarray, labels_b: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Pairs (label in a, label in b) of overlapping objects with IoU > threshold."""
     overlaps = overlap_table(labels_a, labels_b)
     linked = overlaps[overlaps["iou"] > threshold]
@@ -367,28 +363,26 @@ def _staple_method(masks: Sequence[np.ndarray], *, min_size: int = 0, **options)
     del min_size  # STAPLE works on pixels; objects are size-filtered when counted
     result = staple(masks, **options)
     return ConsensusResult(
-        "staple", result.estimate, result.sensitivity, result.specificity, "staple",
+        "staple",
+        result.estimate,
+        result.sensitivity,
+        result.specificity,
+        "staple",
         result.probability,
     )
 
 
-def _majority_method(
-    masks: Sequence[np.ndarray], *, min_size: int = 0, **options
-) -> ConsensusResult:
+def _majority_method(masks: Sequence[np.ndarray], *, min_size: int = 0, **options) -> ConsensusResult:
     del min_size
     if options:
         raise TypeError(f"majority takes no options, got {sorted(options)}")
     estimate = majority_vote(masks)
     sensitivity, specificity = pixel_performance(masks, estimate)
     fraction = _stack(masks).mean(axis=0)
-    return ConsensusResult(
-        "majority", estimate, sensitivity, specificity, "pixels_vs_estimate", fraction
-    )
+    return ConsensusResult("majority", estimate, sensitivity, specificity, "pixels_vs_estimate", fraction)
 
 
-def _objects_method(
-    masks: Sequence[np.ndarray], *, min_size: int = 0, **options
-) -> ConsensusResult:
+def _objects_method(masks: Sequence[np.ndarray], *, min_size: int = 0, **options) -> ConsensusResult:
     estimate = object_consensus(masks, min_size=min_size, **options)
     sensitivity, specificity = pixel_performance(masks, estimate)
     return ConsensusResult("objects", estimate, sensitivity, specificity, "pixels_vs_estimate")

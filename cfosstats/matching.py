@@ -295,9 +295,7 @@ class _Overlaps:
         return int(self.reference_labels.size)
 
 
-def _compute_overlaps(
-    rater: np.ndarray | ObjectIndex, reference: np.ndarray | ObjectIndex
-) -> _Overlaps:
+def _compute_overlaps(rater: np.ndarray | ObjectIndex, reference: np.ndarray | ObjectIndex) -> _Overlaps:
     """Every overlapping pair, from one pass over the foreground pixels of the two images."""
     if isinstance(rater, ObjectIndex) or isinstance(reference, ObjectIndex):
         rater = index_objects(rater, "rater")
@@ -334,9 +332,7 @@ def _compute_overlaps(
 
 def _check_same_shape(rater_shape: tuple[int, ...], reference_shape: tuple[int, ...]) -> None:
     if rater_shape != reference_shape:
-        raise ValueError(
-            f"label images differ in shape: rater {rater_shape}, reference {reference_shape}"
-        )
+        raise ValueError(f"label images differ in shape: rater {rater_shape}, reference {reference_shape}")
 
 
 def _overlaps_from_codes(
@@ -667,9 +663,7 @@ def _check_options(threshold: float, criterion: str, assignment: str) -> float:
     return threshold
 
 
-def _match_overlaps(
-    overlaps: _Overlaps, threshold: float, criterion: str, assignment: str
-) -> MatchResult:
+def _match_overlaps(overlaps: _Overlaps, threshold: float, criterion: str, assignment: str) -> MatchResult:
     is_tp = np.asarray(CRITERIA[criterion](overlaps.iou, threshold), dtype=bool)
     chosen = _assign(overlaps, is_tp, ASSIGNMENTS[assignment])
     chosen_tp = is_tp[chosen]
@@ -851,9 +845,7 @@ def match_masks(
     rater_mask = np.asarray(rater_mask)
     reference_mask = np.asarray(reference_mask)
     if rater_mask.shape != reference_mask.shape:
-        raise ValueError(
-            f"masks differ in shape: rater {rater_mask.shape}, reference {reference_mask.shape}"
-        )
+        raise ValueError(f"masks differ in shape: rater {rater_mask.shape}, reference {reference_mask.shape}")
     rater = label_objects(rater_mask, min_size=min_size, region=region, ignore=ignore)
     reference = label_objects(reference_mask, min_size=min_size, region=region, ignore=ignore)
     return match_labels(rater, reference, threshold, criterion, assignment)

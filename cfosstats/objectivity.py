@@ -106,9 +106,7 @@ COUNT_COLUMNS = ("image_id", "rater", "count")
 # -- per-image work: pure top-level functions of paths, cheap to pickle ------------------------
 
 
-def _read_masks(
-    mask_paths: dict[str, Path], expected_shape: tuple[int, int] | None
-) -> dict[str, np.ndarray]:
+def _read_masks(mask_paths: dict[str, Path], expected_shape: tuple[int, int] | None) -> dict[str, np.ndarray]:
     """Read masks and check that they all have the image's (or else the first mask's) shape."""
     masks: dict[str, np.ndarray] = {}
     reference_shape, reference_name = expected_shape, "the image"
@@ -140,9 +138,7 @@ def estimate_image(
     A pure function of paths (for process pools).
     """
     masks = _read_masks(mask_paths, expected_shape)
-    result = estimate_consensus(
-        list(masks.values()), method, min_size=min_size, **(options or {})
-    )
+    result = estimate_consensus(list(masks.values()), method, min_size=min_size, **(options or {}))
     write_mask(out_path, result.estimate)
     return [
         {
@@ -154,9 +150,7 @@ def estimate_image(
             "specificity": specificity,
             "n_annotators": len(masks),
         }
-        for name, sensitivity, specificity in zip(
-            masks, result.sensitivity, result.specificity, strict=True
-        )
+        for name, sensitivity, specificity in zip(masks, result.sensitivity, result.specificity, strict=True)
     ]
 
 

@@ -24,9 +24,7 @@ OBJECT_COLUMNS = ("image_id", "label", "area", "centroid_row", "centroid_col", "
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def _as_pixel_mask(
-    name: str, array: np.ndarray | None, shape: tuple[int, ...]
-) -> np.ndarray | None:
+def _as_pixel_mask(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """Return `array` as a bool mask of `shape` (non-zero = True), or None when not given."""
     if array is None:
         return None
@@ -203,9 +201,7 @@ def measure_objects(
     if intensity is not None:
         intensity = np.asarray(intensity)
         if intensity.shape != labels.shape:
-            raise ValueError(
-                f"intensity has shape {intensity.shape}, but labels have shape {labels.shape}"
-            )
+            raise ValueError(f"intensity has shape {intensity.shape}, but labels have shape {labels.shape}")
     # Only foreground pixels are touched: nuclei cover a few percent of an image.
     flat_index = np.flatnonzero(labels)
     object_of_pixel = labels.ravel()[flat_index].astype(np.int64)

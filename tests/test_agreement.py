@@ -165,9 +165,7 @@ def test_pairwise_object_agreement_columns_and_rows():
     table = pairwise_object_agreement(_labels(), image_id="img")
     assert list(table.columns) == list(OBJECT_AGREEMENT_COLUMNS)
     assert len(table) == 6  # every ordered pair, no self pairs
-    assert set(zip(table["rater"], table["reference"], strict=True)) == set(
-        permutations("abc", 2)
-    )
+    assert set(zip(table["rater"], table["reference"], strict=True)) == set(permutations("abc", 2))
     assert (table["image_id"] == "img").all()
     row = table.set_index(["rater", "reference"]).loc[("a", "b")]
     assert (row["n_rater"], row["n_reference"], row["tp"]) == (3, 2, 1)

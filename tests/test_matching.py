@@ -126,9 +126,7 @@ def check_against_brute_force(rater, reference):
     for threshold in THRESHOLDS:
         for criterion, assignment in RULES:
             result = match_labels(rater, reference, threshold, criterion, assignment)
-            tp, total, tp_total = brute_force_optimum(
-                intersection, union, threshold, criterion, assignment
-            )
+            tp, total, tp_total = brute_force_optimum(intersection, union, threshold, criterion, assignment)
             context = (threshold, criterion, assignment)
             assert result.tp == tp, context
             assert result.fp == result.n_rater - tp and result.fn == result.n_reference - tp
@@ -230,9 +228,7 @@ def test_overlap_table_matches_naive_pairs(pair):
         for i, j in zip(*np.nonzero(intersection), strict=True)
     ]
     got = list(
-        table[["rater_label", "reference_label", "intersection", "union"]].itertuples(
-            index=False, name=None
-        )
+        table[["rater_label", "reference_label", "intersection", "union"]].itertuples(index=False, name=None)
     )
     assert got == expected  # same pairs, same order (by rater, then reference label)
     np.testing.assert_array_equal(table["iou"], table["intersection"] / table["union"])
@@ -314,12 +310,8 @@ def test_real_wue1_crops_match_the_dense_full_matrix(wue1_labels):
                     _, _, intersection, union = naive_overlaps(rater, reference)
                     for threshold in THRESHOLDS:
                         for criterion, assignment in RULES:
-                            expected = dense_lsa_tp(
-                                intersection, union, threshold, criterion, assignment
-                            )
-                            result = match_labels(
-                                rater, reference, threshold, criterion, assignment
-                            )
+                            expected = dense_lsa_tp(intersection, union, threshold, criterion, assignment)
+                            result = match_labels(rater, reference, threshold, criterion, assignment)
                             assert result.tp == expected, (rater_set, reference_set, threshold)
                     n_checked += 1
     assert n_checked == 3 * 2 * 15
@@ -587,4 +579,3 @@ def test_bad_options_are_refused(kwargs, message):
 def test_match_masks_refuses_masks_of_different_shapes():
     with pytest.raises(ValueError, match=r"masks differ in shape: rater \(2, 2\), reference"):
         match_masks(np.zeros((2, 2), bool), np.zeros((2, 3), bool))
-

@@ -27,9 +27,11 @@ foreground instead. Rank 1 = look at this image first.
 
 Speed
 -----
-On CPUs with bf16 support (AVX512-BF16 or AMX) the model runs under bf16 autocast in
-channels-last memory format; on a CUDA GPU under bf16 autocast; elsewhere in float32.
-Conv + BatchNorm pairs are folded into one convolution for inference. Images up to the tile size
+On CPUs with bf16 support (AVX512-BF16 or AMX) the model runs under bf16 autocast; on a CUDA GPU
+under bf16 autocast; elsewhere in float32. It always runs in channels-last memory format: oneDNN's
+convolutions with few channels are much faster on it (measured 1.6-1.9x in float32 on a 2-core
+AMD EPYC without bf16; ``benchmarks/bench_predict.py``). Conv + BatchNorm pairs are folded into
+one convolution for inference. Images up to the tile size
 (1024 by default, i.e. a whole wue1 image) are predicted in one piece.
 
 Examples
@@ -45,7 +47,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -103,6 +105,8 @@ class Settings:
         Fold BatchNorm into the convolutions (same results up to float rounding, faster).
     batch_size : int
         Tiles per forward pass.
+    channels_last : bool
+        Run in channels-last memory format (faster; same results up to float rounding).
     """
 
     tile: int = 1024
@@ -112,6 +116,7 @@ class Settings:
     device: str = "auto"
     fuse: bool = True
     batch_size: int = 1
+    channels_last: bool = True
 
     def resolved(self) -> Settings:
         """The settings with ``auto`` replaced by what this machine does."""
@@ -119,7 +124,7 @@ class Settings:
         precision = fast_precision(device) if self.precision == "auto" else self.precision
         if precision not in ("bf16", "fp32"):
             raise ValueError(f"unknown precision {precision!r}; use auto, bf16 or fp32")
-        return Settings(self.tile, self.overlap, self.tta, precision, device, self.fuse, self.batch_size)
+        return replace(self, precision=precision, device=device)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -140,12 +145,12 @@ def fuse_batchnorm(model: UNet) -> UNet:
 
 
 def prepare_model(model: UNet, settings: Settings) -> UNet:
-    """The module that actually runs: eval mode, fused, on the device, channels-last for bf16."""
+    """The module that actually runs: eval mode, fused, on the device, channels-last."""
     settings = settings.resolved()
     # A copy: moving or fusing must never change the caller's model.
     prepared = fuse_batchnorm(model) if settings.fuse else copy.deepcopy(model).eval()
     prepared = prepared.to(settings.device)
-    if settings.precision == "bf16":
+    if settings.channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
     return prepared
 
@@ -156,8 +161,9 @@ def _batch_predictor(model: UNet, settings: Settings):
     @torch.inference_mode()
     def predict_batch(tiles: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(device)
-        if settings.precision == "bf16":
+        if settings.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
+        if settings.precision == "bf16":
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 logits = model(batch)
         else:

@@ -206,9 +206,7 @@ def _against_reference(objects: pd.DataFrame, reference: str) -> pd.DataFrame:
     return rows
 
 
-def annotator_vs_reference_summary(
-    objects: pd.DataFrame, reference: str = "est_GT"
-) -> pd.DataFrame:
+def annotator_vs_reference_summary(objects: pd.DataFrame, reference: str = "est_GT") -> pd.DataFrame:
     """Each rater's object F1 against one reference, summarised over images.
 
     Parameters
@@ -438,9 +436,7 @@ def count_agreement(counts: pd.DataFrame, exclude: Collection[str] = ()) -> pd.D
             # which is the answer), so numpy's divide warnings are silenced here.
             with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
                 warnings.filterwarnings("ignore", category=_pandas4_warning())
-                icc = pingouin.intraclass_corr(
-                    data=long, targets="image_id", raters="rater", ratings="count"
-                )
+                icc = pingouin.intraclass_corr(data=long, targets="image_id", raters="rater", ratings="count")
         finally:
             pingouin.options["round.column.CI95"] = saved_rounding
         for record in icc.to_dict("records"):
