@@ -366,6 +366,8 @@ def _predictions(runner: Runner) -> None:
             "predictions are available for this lab",
         )
         return
+    from cfosstats.segment.predict import Settings
+
     plan = _prediction_plan(cards)
     results.model_cards = [card for _, card in cards]
     files = _image_files(lab) + [p for p, _ in cards]
@@ -384,11 +386,11 @@ def _predictions(runner: Runner) -> None:
         folder = runner.run(
             "predictions",
             files,
-            {"models": [c.get("name") for _, c in plan], "settings": "default"},
+            {"models": [c.get("name") for _, c in plan], "settings": Settings().resolved().as_dict()},
             compute,
             description=f"predictions: {len(plan)} model(s) of the library on {len(lab.image_ids)} images",
         )
-    except (ImportError, RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError) as exc:
         runner.cache.forget("predictions")
         runner.skip("predictions", f"the library's models could not predict ({type(exc).__name__}: {exc})")
         return
@@ -512,10 +514,8 @@ def _models(runner: Runner) -> None:
 
 def _map(function: Callable, tasks: list[tuple], jobs: int):
     """`function(*task)` for every task, in order; worker processes when `jobs` > 1."""
-    try:
-        from cfosstats.parallel import map_tasks
-    except ImportError:  # pragma: no cover - older layouts
-        return [function(*task) for task in tasks]
+    from cfosstats.parallel import map_tasks
+
     return map_tasks(function, tasks, jobs, False, "models")
 
 
@@ -523,13 +523,12 @@ def _in_sample(results: Results, lab) -> dict[str, set[str]]:
     """Predicted label source -> images its model was trained on (where known)."""
     out: dict[str, set[str]] = {}
     if results.prediction_root is not None:
-        with contextlib.suppress(ImportError):
-            from cfosstats.validity import training_images_from_predictions
+        from cfosstats.validity import training_images_from_predictions
 
-            found = training_images_from_predictions(
-                SimpleNamespace(root=results.prediction_root / lab.config.folder)
-            )
-            out.update({f"library/{k}": set(v) for k, v in found.items()})
+        found = training_images_from_predictions(
+            SimpleNamespace(root=results.prediction_root / lab.config.folder)
+        )
+        out.update({f"library/{k}": set(v) for k, v in found.items()})
     flagged = set(lab.metadata.loc[lab.metadata["training"].fillna(False).astype(bool), "image_id"])
     for name, source in lab.label_sources.items():
         if source.is_prediction and name not in out and not name.startswith("library/"):
@@ -540,11 +539,6 @@ def _in_sample(results: Results, lab) -> dict[str, set[str]]:
 def _effects(runner: Runner) -> None:
     results = runner.results
     params = results.parameters
-    import importlib.util
-
-    if importlib.util.find_spec("cfosstats.validity") is None:
-        runner.skip("effects", "validity analysis not available in this installation (no cfosstats.validity)")
-        return
     lab = analysed_lab(results)
     files = _image_files(lab) + _files_of(lab, strategies=None, names=list(lab.label_sources))
     for region in lab.region_files.values():
