@@ -536,3 +536,35 @@ def test_report_of_a_study_without_effect_finds_none(tmp_path):
     qmd = result.qmd.read_text(encoding="utf-8")
     assert "No effect is found by the majority of the analyses" in qmd
     assert result.outputs["html"].is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab_name", ["mue", "wue2"])
+def test_report_on_real_data_says_what_it_skipped(train_data, tmp_path, lab_name):
+    """mue and wue2 have annotators but no groups and no models: the report covers objectivity,
+    says why effects and predictions are skipped, and never touches its inputs."""
+    import hashlib
+
+    from cfosstats.datasets import load_lab
+    from cfosstats.report import build_report
+
+    lab = load_lab(lab_name, data=train_data)
+    folder = train_data / f"lab-{lab_name}"
+
+    def checksums() -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+    before = checksums()
+    result = build_report(lab, tmp_path / "reports", formats=("html", "pdf"))
+    assert checksums() == before
+    assert result.outputs["html"].stat().st_size > 100_000
+    assert result.outputs["pdf"].read_bytes()[:5] == b"%PDF-"
+    pairwise = pd.read_csv(result.folder / "tables/objectivity/pairwise_f1.csv")
+    raters = set(lab.annotators) | {"est_GT"}
+    assert set(pairwise["rater"]) == raters
+    assert len(pairwise) == len(raters) * (len(raters) - 1)  # every ordered pair
+    assert pairwise["f1_median"].between(0, 1).all()
+    assert result.steps["effects"].status == "skipped"
+    assert result.steps["predictions"].status == "skipped"
+    qmd = result.qmd.read_text(encoding="utf-8")
+    assert "no groups to compare" in qmd and f"no models of lab {lab_name}" in qmd
