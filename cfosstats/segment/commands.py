@@ -164,7 +164,7 @@ def models(library: LibraryOption = None) -> None:
     if listing.empty:
         console.print(f"no models in {library or 'the shipped library'}", markup=False)
         return
-    table = Table("name", "kind", "strategy", "fold", "steps", "verdict", "MB", "members")
+    table = Table("name", "kind", "strategy", "fold", "steps", "verdict", "passed", "MB", "members")
     for row in listing.itertuples():
         table.add_row(
             row.name,
@@ -173,7 +173,8 @@ def models(library: LibraryOption = None) -> None:
             "" if row.fold is None or row.fold != row.fold else str(int(row.fold)),
             "" if row.steps is None else str(row.steps),
             str(row.verdict or ""),
+            str(row.validation_passed or ""),
             "" if row.size_mb is None else f"{row.size_mb:.1f}",
-            row.members,
+            str(len(row.members.split(", "))) if row.members else "",
         )
     console.print(table)

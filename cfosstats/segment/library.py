@@ -310,14 +310,28 @@ def load_model(name_or_path: str | Path, library=None) -> StoredModel | StoredEn
     return StoredEnsemble(card["name"], card, card_path, members)
 
 
-LIST_COLUMNS = ("name", "kind", "lab", "strategy", "fold", "members", "steps", "verdict", "size_mb", "path")
+LIST_COLUMNS = (
+    "name",
+    "kind",
+    "lab",
+    "strategy",
+    "fold",
+    "members",
+    "steps",
+    "verdict",
+    "validation_passed",
+    "size_mb",
+    "path",
+)
 
 
 def list_models(library=None) -> pd.DataFrame:
     """One row per model card in the library folder(s), sorted by name.
 
-    Columns: :data:`LIST_COLUMNS` (``verdict`` is the model-selection verdict; ``size_mb`` the
-    weights' size, for an ensemble the sum over its members). Checksums are not verified here.
+    Columns: :data:`LIST_COLUMNS` (``verdict`` is the model-selection verdict;
+    ``validation_passed`` how many validation images passed the selection rule, ``"7/7"``, for an
+    ensemble pooled over its members; ``size_mb`` the weights' size, for an ensemble the sum over
+    its members). Checksums are not verified here.
 
     Examples
     --------
@@ -335,6 +349,12 @@ def list_models(library=None) -> pd.DataFrame:
             except InputError:
                 continue
             weights = path.with_suffix(WEIGHTS_SUFFIX)
+            selection = card.get("selection") or {}
+            passed = (
+                f"{selection['n_passed']}/{selection['n_images']}"
+                if "n_passed" in selection and "n_images" in selection
+                else None
+            )
             rows.append(
                 {
                     "name": card["name"],
@@ -344,7 +364,8 @@ def list_models(library=None) -> pd.DataFrame:
                     "fold": card.get("fold"),
                     "members": ", ".join(card.get("members", [])),
                     "steps": card.get("steps"),
-                    "verdict": (card.get("selection") or {}).get("verdict"),
+                    "verdict": selection.get("verdict"),
+                    "validation_passed": passed,
                     "size_mb": weights.stat().st_size / 1e6 if weights.is_file() else None,
                     "path": str(path),
                 }

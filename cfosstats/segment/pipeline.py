@@ -321,9 +321,17 @@ def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: Tr
         "test_images": list(split.test),
         "validation_images": {m["name"]: m["validation_images"] for m in members},
         "combination": "mean of the members' softmax probabilities",
+        # The ensemble has no out-of-fold images of its own (each validation image trained 3 of
+        # 4 members), so its verdict is its members'; the counts pool their out-of-fold checks.
         "selection": {
             "verdict": "selected" if all(v == "selected" for v in verdicts.values()) else "rejected",
+            "rule": "every member selected on its own fold's validation images",
             "members": verdicts,
+            "n_images": sum(m["selection"]["n_images"] for m in members),
+            "n_passed": sum(m["selection"]["n_passed"] for m in members),
+            "failed_images": {
+                m["name"]: m["selection"]["failed_images"] for m in members if m["selection"]["failed_images"]
+            },
         },
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
