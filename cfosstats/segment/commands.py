@@ -153,7 +153,8 @@ def predict(
 
 
 def models(library: LibraryOption = None) -> None:
-    """List the models in the library: name, kind, strategy, fold, steps, selection verdict, size."""
+    """List the models in the library: name, strategy, fold, steps, selection verdict and counts, size."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -164,17 +165,21 @@ def models(library: LibraryOption = None) -> None:
     if listing.empty:
         console.print(f"no models in {library or 'the shipped library'}", markup=False)
         return
-    table = Table("name", "kind", "strategy", "fold", "steps", "verdict", "passed", "MB", "members")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
+    # Names must stay whole (they are what `predict --model` takes); other columns may wrap.
+    table.add_column("name", no_wrap=True, min_width=int(listing["name"].str.len().max()))
+    for column in ("strategy", "fold", "steps", "verdict", "passed", "MB"):
+        table.add_column(column, no_wrap=True)
     for row in listing.itertuples():
+        n_members = len(row.members.split(", ")) if row.members else 0
+        fold = "" if row.fold is None or row.fold != row.fold else str(int(row.fold))
         table.add_row(
             row.name,
-            row.kind,
             str(row.strategy or ""),
-            "" if row.fold is None or row.fold != row.fold else str(int(row.fold)),
+            f"{n_members} members" if row.kind == "ensemble" else fold,
             "" if row.steps is None else str(row.steps),
             str(row.verdict or ""),
             str(row.validation_passed or ""),
             "" if row.size_mb is None else f"{row.size_mb:.1f}",
-            str(len(row.members.split(", "))) if row.members else "",
         )
     console.print(table)
