@@ -8,6 +8,10 @@ find fewer objects than the others, as expert_1 does).
 Usage::
 
     python scripts/evaluate_wue1_library.py [--library data/models] [--data ../shared/data/train_data]
+        [--out benchmarks/results/wue1_library]
+
+With ``--out`` it also writes ``test_images_f1.csv`` (one row per image and label source) and
+``summary.csv`` (per source: median and mean F1, mean object count).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", type=Path, default=REPO / "data" / "models")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train_data")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the CSV tables")
     args = parser.parse_args()
 
     lab = load_lab("wue1", data=args.data)
@@ -69,7 +74,18 @@ def main() -> None:
     pd.set_option("display.width", 140)
     print(summary.round(3).to_string())
     annotators = table[table["kind"] == "annotator"]
-    print(f"\nmedian annotator F1 on the test images: {annotators['f1'].median():.3f}")
+    pooled = annotators["f1"].median()
+    print(f"\nmedian annotator F1 on the test images (all annotator-image pairs): {pooled:.3f}")
+    per_annotator = summary.loc["annotator", "f1_median"]
+    print(f"median of the annotators' median F1: {per_annotator.median():.3f}")
+    members = [n for n in summary.loc["model"].index if "consensus_model_" in n]
+    member_median = summary.loc["model"].loc[members, "f1_median"].median()
+    print(f"median of the consensus members' median F1: {member_median:.3f}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out / "test_images_f1.csv", index=False)
+        summary.reset_index().to_csv(args.out / "summary.csv", index=False)
+        print(f"tables written to {args.out}")
 
 
 if __name__ == "__main__":
