@@ -457,9 +457,7 @@ def predict_lab(
                     write_mask(staged[member.name] / f"{image_id}_{label}.png", member_mask)
             for kind in UNCERTAINTY_MAPS:
                 # Level 1: these continuous maps compress poorly; level 6 would double predict's time.
-                write_png(
-                    uncertainty_dir / f"{image_id}_{kind}.png", to_uint16(getattr(prediction, kind)), 1
-                )
+                write_png(uncertainty_dir / f"{image_id}_{kind}.png", to_uint16(getattr(prediction, kind)), 1)
             rows.append(
                 {
                     "image_id": image_id,
