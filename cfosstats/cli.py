@@ -256,6 +256,14 @@ def effects(
     ] = None,
     jobs: JobsOption = 2,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the eta² intervals.")] = 1000,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Data root written by 'cfosstats predict --out': its label sets join the analysis "
+            "(in-sample images, from the model cards, are left out of the tests).",
+        ),
+    ] = None,
 ) -> None:
     """Treatment effects for every label source, and how reproducible they are across analyses."""
     from cfosstats.effects_command import effects_command
@@ -270,6 +278,7 @@ def effects(
         jobs=jobs,
         n_boot=n_boot,
         echo=lambda line: console.print(line, markup=False, soft_wrap=True),
+        predictions=predictions,
     )
 
 

@@ -65,6 +65,7 @@ def effects_command(
     n_boot: int = 1000,
     progress: bool = True,
     echo=print,
+    predictions: Path | None = None,
 ):
     """Run :func:`cfosstats.validity.run_effects` for one lab and print a short summary.
 
@@ -90,6 +91,11 @@ def effects_command(
         Show progress bars.
     echo : callable
         Prints one line (``print``; the CLI passes its console).
+    predictions : Path or None
+        ``--predictions DIR``: a data root that ``cfosstats predict --out DIR`` wrote into; its
+        label sets join the lab's as ``predicted/<initialization>/<model_type>/<model>/<unet>``,
+        and the model cards it names mark the in-sample images
+        (:func:`cfosstats.datasets.predictions.with_predictions`).
 
     Returns
     -------
@@ -99,7 +105,8 @@ def effects_command(
     ------
     InputError
         Bad options or input (unknown lab, no groups, unknown image id in `exclude`, unreadable
-        or mis-shaped masks): the CLI prints the one-line message and exits with code 2.
+        or mis-shaped masks, no predictions of the lab under `predictions`): the CLI prints the
+        one-line message and exits with code 2.
     """
     from cfosstats.datasets import load_lab
     from cfosstats.registry import load_lab_config
@@ -108,8 +115,20 @@ def effects_command(
     _check_arguments(alpha, jobs, n_boot)
     config = load_lab_config(lab, lab_config)
     found = load_lab(config, data)
+    training = None
+    if predictions is not None:
+        from cfosstats.datasets.predictions import with_predictions
+
+        found, training = with_predictions(found, predictions)
     result = run_effects(
-        found, Path(out), alpha=alpha, exclude=tuple(exclude), jobs=jobs, progress=progress, n_boot=n_boot
+        found,
+        Path(out),
+        alpha=alpha,
+        exclude=tuple(exclude),
+        jobs=jobs,
+        progress=progress,
+        n_boot=n_boot,
+        training_images=training or None,
     )
     for line in summary_lines(result):
         echo(line)

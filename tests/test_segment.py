@@ -390,3 +390,45 @@ def test_test_time_augmentation_gives_probabilities():
     probabilities = model_probabilities(model, image, Settings(tta=True, precision="fp32", device="cpu"))
     assert probabilities.shape == (2, 64, 64)
     assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
+    """`cfosstats effects --predictions DIR`: a model's masks join the annotators' analysis, and
+    the images its card says it trained on are in-sample (quantified, left out of the tests)."""
+    from typer.testing import CliRunner
+
+    from cfosstats.cli import app
+
+    root, config = tiny_lab_root
+    lab = load_lab("tiny", data=root, config_path=config)
+    torch.manual_seed(0)
+    trained_on = ["0000", "0001", "0002"]  # one image per stratum: 3 of 4 per stratum stay testable
+    library.save_model(
+        tmp_path / "models" / "tiny" / "m.json",
+        randomise_batchnorm(UNet(**TINY)),
+        {"strategy": "expert_1", "fold": 1, "training_images": trained_on},
+    )
+    predictions = tmp_path / "predictions"
+    predict_lab(lab, "tiny/m", predictions, FP32, model_library=tmp_path / "models", show_progress=False)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    common = ["effects", "--lab", "tiny", "--data", str(root), "--lab-config", str(config)]
+    common += ["--n-boot", "0", "--jobs", "1"]
+    out = tmp_path / "effects"
+    result = CliRunner().invoke(app, [*common, "--predictions", str(predictions), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # the input is not written to
+    table = pd.read_csv(out / "quantification.csv", dtype={"image_id": str})
+    source = "predicted/scratch/expert_models/expert_1/unet_1"
+    model_rows = table[table["source"] == source]
+    assert len(model_rows) == 12 and (model_rows["strategy"] == "expert_models").all()
+    assert sorted(model_rows.loc[model_rows["in_sample"], "image_id"]) == trained_on
+    effects = pd.read_csv(out / "effects.csv")
+    assert (effects.loc[effects["source"] == source, "n_in_sample_left_out"] == 3).all()
+    assert {"expert_1", "expert_2", "est_GT", source} <= set(effects["source"])
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, [*common, "--predictions", str(empty), "--out", str(out / "x")])
+    assert result.exit_code == 2
+    assert str(empty) in result.output and "no predictions of lab tiny" in result.output
+    assert "Traceback" not in result.output

@@ -77,24 +77,55 @@ def _read_label_sources(
             files = _mask_files(folder, config.label, known, problems)
             sources[folder.name] = LabelSource(folder.name, strategy, folder, files)
             continue
-        # An initialization folder: <initialization>/<model_type>/<model>/<unet>/<id>_<label>.png
-        for unet_dir in sorted(folder.glob("*/*/*")):
-            if not unet_dir.is_dir():
-                continue
-            model_type, model, unet = unet_dir.relative_to(folder).parts
-            name = f"{folder.name}/{model_type}/{model}/{unet}"
-            files = _mask_files(unet_dir, config.label, known, problems)
-            sources[name] = LabelSource(
-                name,
-                strategy_of(model_type, unet),
-                unet_dir,
-                files,
-                initialization=folder.name,
-                model_type=model_type,
-                model=model,
-                unet=unet,
-            )
+        sources.update(read_predicted_label_sets(folder, config, known, problems))
     _check_annotator_coverage(sources, config, image_ids, labels_dir, problems)
+    return sources
+
+
+def read_predicted_label_sets(
+    initialization_dir: Path,
+    config: LabConfig,
+    image_ids: set[str],
+    problems: list[Problem],
+    prefix: str = "",
+) -> dict[str, LabelSource]:
+    """The predicted label sets of one initialization folder of the full study layout.
+
+    ``<initialization>/<model_type>/<model>/<unet>/<id>_<label>.png``; each ``<unet>`` folder is
+    one label source named ``[<prefix>/]<initialization>/<model_type>/<model>/<unet>``, its
+    strategy given by :func:`cfosstats.datasets.layout.strategy_of`. Masks naming unknown images
+    are recorded in `problems` and left out.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from cfosstats.registry import load_lab_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> folder = root / "scratch" / "expert_models" / "expert_1" / "unet_1"
+    >>> folder.mkdir(parents=True)
+    >>> _ = (folder / "0001_cFOS.png").write_bytes(b"")
+    >>> sources = read_predicted_label_sets(root / "scratch", load_lab_config("wue1"), {"0001"}, [])
+    >>> [(name, s.strategy) for name, s in sources.items()]
+    [('scratch/expert_models/expert_1/unet_1', 'expert_models')]
+    """
+    initialization_dir = Path(initialization_dir)
+    sources: dict[str, LabelSource] = {}
+    for unet_dir in sorted(initialization_dir.glob("*/*/*")):
+        if not unet_dir.is_dir():
+            continue
+        model_type, model, unet = unet_dir.relative_to(initialization_dir).parts
+        name = f"{initialization_dir.name}/{model_type}/{model}/{unet}"
+        name = f"{prefix}/{name}" if prefix else name
+        sources[name] = LabelSource(
+            name,
+            strategy_of(model_type, unet),
+            unet_dir,
+            _mask_files(unet_dir, config.label, image_ids, problems),
+            initialization=initialization_dir.name,
+            model_type=model_type,
+            model=model,
+            unet=unet,
+        )
     return sources
 
 

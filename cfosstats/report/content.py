@@ -316,6 +316,7 @@ def verdict_section(results) -> Section:
         (trust if line.startswith("Every voting analysis") else distrust).append(line)
     distrust += _annotator_cautions(results)
     distrust += _model_cautions(results.table("models", "model_summary"))
+    distrust += _untested_sources(results.table("effects", "effects"))
     distrust += _outlier_cautions(results.table("effects", "outliers"))
 
     if trust:
@@ -553,18 +554,89 @@ def _annotator_cautions(results) -> list[str]:
 def _model_cautions(summary: pd.DataFrame | None) -> list[str]:
     if not _has(summary, "source", "passes_rule"):
         return []
-    failing = summary[summary["passes_rule"].astype(str).str.lower() == "false"]
-    if failing.empty:
-        return [
-            f"All {plural(len(summary), 'model')} reach at least the worst annotator's F1 on every annotated "
-            "image (the study's selection rule)."
-        ]
-    return [
-        f"**{plural(len(failing), 'model')} of {len(summary)} fall below the worst annotator on at least one "
-        "image** (the study's selection rule would reject them): "
-        + listing([short_source(s) for s in failing["source"]], 8)
-        + "."
-    ]
+    judged = summary[summary["passes_rule"].astype(str).str.lower().isin(["true", "false"])]
+    failing = judged[judged["passes_rule"].astype(str).str.lower() == "false"]
+    images = (
+        "image they were not trained on"
+        if _has(summary, "n_in_sample")
+        and (pd.to_numeric(summary["n_in_sample"], errors="coerce").fillna(0) > 0).any()
+        else "annotated image"
+    )
+    out = []
+    if judged.empty:
+        pass
+    elif failing.empty:
+        out.append(
+            f"All {plural(len(judged), 'model')} reach at least the worst annotator's F1 on every {images} "
+            "(the study's selection rule)."
+        )
+    else:
+        out.append(
+            f"**{plural(len(failing), 'model')} of {len(judged)} fall below the worst annotator on at least "
+            f"one {images}** (the study's selection rule would reject them): "
+            + listing([short_source(s) for s in failing["source"]], 8)
+            + "."
+        )
+    if len(judged) < len(summary):
+        unjudged = summary[~summary.index.isin(judged.index)]
+        out.append(
+            f"{plural(len(unjudged), 'model')} trained on every annotated image, so the selection rule "
+            "cannot be checked: " + listing([short_source(s) for s in unjudged["source"]], 8) + "."
+        )
+    return out
+
+
+def _untested_sources(effects: pd.DataFrame | None) -> list[str]:
+    """Label sets quantified but never tested (every image-level test skipped), and why.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"source": ["m", "m", "a"], "level": "image",
+    ...     "test": ["skipped", "skipped", "mann_whitney"], "n_in_sample_left_out": [20, 20, 0]})
+    >>> print(_untested_sources(table)[0])  # doctest: +NORMALIZE_WHITESPACE
+    **1 label set could not be tested**: fewer than 3 images were left in a group once the images
+    its model was trained on were left out (m); it is quantified (quantification.csv) but takes no
+    part in the vote.
+    """
+    if not _has(effects, "source", "level", "test"):
+        return []
+    image = effects[effects["level"] == "image"]
+    skipped = image.groupby("source")["test"].agg(lambda tests: (tests == "skipped").all())
+    untested = list(skipped[skipped].index)
+    if not untested:
+        return []
+    left_out = (
+        image.groupby("source")["n_in_sample_left_out"].max()
+        if "n_in_sample_left_out" in image
+        else pd.Series(0, index=skipped.index)
+    )
+    in_sample = [s for s in untested if pd.notna(left_out.get(s)) and left_out.get(s) > 0]
+    out = []
+    if in_sample:
+        out.append(
+            f"**{plural(len(in_sample), 'label set')} could not be tested**: fewer than 3 images were left "
+            f"in a group once the images {'its model was' if len(in_sample) == 1 else 'their models were'} "
+            f"trained on were left out ({listing([short_source(s) for s in in_sample], 10)}); "
+            + (
+                "it is quantified (quantification.csv) but takes"
+                if len(in_sample) == 1
+                else "they are quantified (quantification.csv) but take"
+            )
+            + " no part in the vote."
+            + (
+                " The consensus models take part through their out-of-fold predictions (each image "
+                "predicted by the fold model that did not train on it)."
+                if effects["source"].astype(str).str.endswith("/out_of_fold").any()
+                else ""
+            )
+        )
+    other = [s for s in untested if s not in in_sample]
+    if other:
+        out.append(
+            f"**{plural(len(other), 'label set')} could not be tested** (too few images per group; see "
+            f"effects.csv): {listing([short_source(s) for s in other], 10)}."
+        )
+    return out
 
 
 def _outlier_cautions(outliers: pd.DataFrame | None) -> list[str]:
@@ -1170,7 +1242,8 @@ def reliability_section(results, figures: FigureMaker) -> Section:
                 "there the "
                 "model is worse than every annotator (the study's selection rule rejects it)."
                 + (
-                    " Some of these images were in the models' training data: their F1 is optimistic."
+                    " Crosses mark images the model was trained on: their F1 is optimistic, and the "
+                    "table below leaves them out."
                     if in_sample
                     else ""
                 ),
@@ -1188,7 +1261,7 @@ def reliability_section(results, figures: FigureMaker) -> Section:
                 {
                     "model": summary["source"].map(short_source),
                     "strategy": summary["strategy"].map(strategy_label),
-                    "images": summary["n_images"],
+                    "images (not trained on)": summary["n_images"],
                     "median F1": summary["f1_median"],
                     "worst F1": summary["f1_min"],
                     "below / within / above range": [

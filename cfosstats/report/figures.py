@@ -286,7 +286,8 @@ def model_expert_range(model_f1: pd.DataFrame, expert_range: pd.DataFrame):
     Parameters
     ----------
     model_f1 : DataFrame
-        ``image_id``, ``source``, ``strategy``, ``f1`` (one row per model and annotated image).
+        ``image_id``, ``source``, ``strategy``, ``f1`` (one row per model and annotated image);
+        optional ``in_sample`` (the model trained on the image: drawn as a cross).
     expert_range : DataFrame
         ``image_id``, ``f1_min``, ``f1_max`` (the worst and best annotator per image).
     """
@@ -299,6 +300,7 @@ def model_expert_range(model_f1: pd.DataFrame, expert_range: pd.DataFrame):
         labs,
         position_dodge,
         scale_color_manual,
+        scale_shape_manual,
     )
 
     models = require(model_f1, ["image_id", "source", "strategy", "f1"], "model F1 table")
@@ -312,18 +314,25 @@ def model_expert_range(model_f1: pd.DataFrame, expert_range: pd.DataFrame):
     ranges["image_id"] = pd.Categorical(ranges["image_id"].astype(str), categories=images[::-1])
     models["strategy_label"] = _strategy_factor(models["strategy"])
     categories = list(models["strategy_label"].cat.categories)
+    trained = models["in_sample"] if "in_sample" in models else pd.Series(False, index=models.index)
+    # In-sample F1 is optimistic: crosses, so the eye judges the rule on the dots alone.
+    models["data"] = pd.Categorical(
+        np.where(trained.astype(str).str.lower() == "true", "trained on", "unseen"),
+        categories=["unseen", "trained on"],
+    )
     dodge = position_dodge(width=0.7)
     return (
         ggplot()
         + geom_linerange(aes("image_id", ymin="f1_min", ymax="f1_max"), data=ranges, size=5, color="#dddddd")
         + geom_point(
-            aes("image_id", "f1", color="strategy_label", group="source"),
+            aes("image_id", "f1", color="strategy_label", shape="data", group="source"),
             data=models,
             position=dodge,
             size=1.3,
             alpha=0.85,
         )
         + scale_color_manual(values=_colours(categories), name="strategy")
+        + scale_shape_manual(values={"unseen": "o", "trained on": "x"}, name="image", drop=False)
         + coord_flip()
         + labs(x="image", y="object F1 against the estimated ground truth (grey bar: annotators' range)")
         + _theme()

@@ -37,6 +37,7 @@ SUMMARY_COLUMNS = (
     "source",
     "strategy",
     "n_images",
+    "n_in_sample",
     "f1_median",
     "f1_min",
     "n_below",
@@ -104,24 +105,41 @@ def model_f1_of_image(
 def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
     """Per model: images, median and worst F1, placements, and whether it passes the study's rule.
 
-    A model passes when no image places it ``below`` the worst annotator.
+    A model passes when no image places it ``below`` the worst annotator. Where `placed` has an
+    ``in_sample`` column, the images a model was trained on are left out (their F1 is optimistic;
+    the study applied the rule to validation images) and counted in ``n_in_sample``; a model with
+    no other image has ``passes_rule`` None.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"image_id": ["1", "2"], "source": "m", "strategy": "expert_models",
+    ...     "f1": [0.5, 0.8], "placement": ["below", "within"], "in_sample": [True, False]})
+    >>> model_summary(rows)[["n_images", "n_in_sample", "n_below", "passes_rule"]].to_dict("records")
+    [{'n_images': 1, 'n_in_sample': 1, 'n_below': 0, 'passes_rule': True}]
     """
     if placed.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    trained = (
+        placed["in_sample"].astype(str).str.lower().eq("true")
+        if "in_sample" in placed
+        else pd.Series(False, index=placed.index)
+    )
     rows = []
     for (source, strategy), group in placed.groupby(["source", "strategy"], sort=True):
-        placement = group["placement"].value_counts()
+        unseen = group[~trained[group.index]]
+        placement = unseen["placement"].value_counts()
         rows.append(
             {
                 "source": source,
                 "strategy": strategy,
-                "n_images": int(len(group)),
-                "f1_median": float(group["f1"].median()),
-                "f1_min": float(group["f1"].min()),
+                "n_images": int(len(unseen)),
+                "n_in_sample": int(len(group) - len(unseen)),
+                "f1_median": float(unseen["f1"].median()),
+                "f1_min": float(unseen["f1"].min()),
                 "n_below": int(placement.get("below", 0)),
                 "n_within": int(placement.get("within", 0)),
                 "n_above": int(placement.get("above", 0)),
-                "passes_rule": bool(placement.get("below", 0) == 0),
+                "passes_rule": bool(placement.get("below", 0) == 0) if len(unseen) else None,
             }
         )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -319,38 +319,6 @@ def _prediction_plan(cards: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
     return ensembles + singles
 
 
-def _predicted_sources(lab, root: Path) -> dict:
-    """Label sources of the predictions written under `root` (a data root)."""
-    from cfosstats.datasets.lab import LabelSource
-    from cfosstats.datasets.layout import strategy_of
-
-    labels = root / lab.config.folder / "labels"
-    sources = {}
-    known = set(lab.image_ids)
-    suffix = f"_{lab.config.label}.png"
-    for unet_dir in sorted(labels.glob("*/*/*/*")):
-        if not unet_dir.is_dir():
-            continue
-        initialization, model_type, model, unet = unet_dir.relative_to(labels).parts
-        files = {
-            p.name[: -len(suffix)]: p
-            for p in sorted(unet_dir.glob(f"*{suffix}"))
-            if p.name[: -len(suffix)] in known
-        }
-        name = f"library/{initialization}/{model_type}/{model}/{unet}"
-        sources[name] = LabelSource(
-            name,
-            strategy_of(model_type, unet),
-            unet_dir,
-            files,
-            initialization=initialization,
-            model_type=model_type,
-            model=model,
-            unet=unet,
-        )
-    return sources
-
-
 def _predictions(runner: Runner) -> None:
     results = runner.results
     lab = results.lab
@@ -395,7 +363,9 @@ def _predictions(runner: Runner) -> None:
         runner.skip("predictions", f"the library's models could not predict ({type(exc).__name__}: {exc})")
         return
     results.prediction_root = folder
-    results.predicted = _predicted_sources(lab, folder)
+    from cfosstats.datasets.predictions import predicted_label_sources
+
+    results.predicted = predicted_label_sources(lab, folder, prefix="library")
     uncertainty = {}
     for csv in sorted((folder / lab.config.folder / "uncertainty").glob("*/*/*/*/uncertainty.csv")):
         name = "library/" + "/".join(csv.parent.relative_to(folder / lab.config.folder / "uncertainty").parts)
@@ -508,6 +478,7 @@ def _models(runner: Runner) -> None:
             "in_sample": {k: sorted(v) for k, v in in_sample.items()},
         },
         compute,
+        version=2,  # 2: the summary judges the selection rule on images the model was not trained on
         description=f"models: F1 of {len(predicted)} predicted label sets on {len(tasks)} annotated images",
     )
 
