@@ -264,6 +264,13 @@ def effects(
             "(in-sample images, from the model cards, are left out of the tests).",
         ),
     ] = None,
+    include_in_sample: Annotated[
+        bool,
+        typer.Option(
+            "--include-in-sample",
+            help="Also test predictions of images a model was trained on (optimistic; recorded).",
+        ),
+    ] = False,
 ) -> None:
     """Treatment effects for every label source, and how reproducible they are across analyses."""
     from cfosstats.effects_command import effects_command
@@ -279,6 +286,7 @@ def effects(
         n_boot=n_boot,
         echo=lambda line: console.print(line, markup=False, soft_wrap=True),
         predictions=predictions,
+        include_in_sample=include_in_sample,
     )
 
 

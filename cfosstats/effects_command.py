@@ -66,6 +66,7 @@ def effects_command(
     progress: bool = True,
     echo=print,
     predictions: Path | None = None,
+    include_in_sample: bool = False,
 ):
     """Run :func:`cfosstats.validity.run_effects` for one lab and print a short summary.
 
@@ -96,6 +97,9 @@ def effects_command(
         label sets join the lab's as ``predicted/<initialization>/<model_type>/<model>/<unet>``,
         and the model cards it names mark the in-sample images
         (:func:`cfosstats.datasets.predictions.with_predictions`).
+    include_in_sample : bool
+        ``--include-in-sample``: test a model's predictions of its own training images too
+        (optimistic; recorded in ``run.json`` and warned about).
 
     Returns
     -------
@@ -129,7 +133,10 @@ def effects_command(
         progress=progress,
         n_boot=n_boot,
         training_images=training or None,
+        include_in_sample=include_in_sample,
     )
+    if include_in_sample:
+        echo("warning: --include-in-sample: models' predictions of their own training images are tested")
     for line in summary_lines(result):
         echo(line)
     return result

@@ -4,6 +4,7 @@ lab-level pipeline, all on tiny models and small synthetic images (fp32, a few s
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -410,6 +411,10 @@ def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
     )
     predictions = tmp_path / "predictions"
     predict_lab(lab, "tiny/m", predictions, FP32, model_library=tmp_path / "models", show_progress=False)
+    # An untrained network finds nothing; give its folder masks with objects so the tests can run.
+    predicted_dir = predictions / "lab-tiny" / "labels" / "scratch" / "expert_models" / "expert_1" / "unet_1"
+    for mask in (root / "lab-tiny" / "labels" / "expert_2").glob("*.png"):
+        shutil.copyfile(mask, predicted_dir / mask.name)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     common = ["effects", "--lab", "tiny", "--data", str(root), "--lab-config", str(config)]
     common += ["--n-boot", "0", "--jobs", "1"]
@@ -424,7 +429,19 @@ def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
     assert sorted(model_rows.loc[model_rows["in_sample"], "image_id"]) == trained_on
     effects = pd.read_csv(out / "effects.csv")
     assert (effects.loc[effects["source"] == source, "n_in_sample_left_out"] == 3).all()
+    omnibus = effects[(effects["source"] == source) & (effects["test"] == "kruskal")]
+    assert len(omnibus) == 2 and (omnibus["n_total"] == 9).all()  # 12 images, 3 in-sample left out
     assert {"expert_1", "expert_2", "est_GT", source} <= set(effects["source"])
+
+    forced = tmp_path / "forced"
+    result = CliRunner().invoke(
+        app, [*common, "--predictions", str(predictions), "--include-in-sample", "--out", str(forced)]
+    )
+    assert result.exit_code == 0 and "--include-in-sample" in result.output
+    effects = pd.read_csv(forced / "effects.csv")
+    model = effects[(effects["source"] == source) & (effects["test"] == "kruskal")]
+    assert len(model) == 2 and (model["n_total"] == 12).all()  # all 12 images, in-sample ones too
+    assert "overridden" in json.loads((forced / "run.json").read_text())["in_sample_policy"]
 
     empty = tmp_path / "empty"
     empty.mkdir()
