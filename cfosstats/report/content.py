@@ -632,9 +632,12 @@ def _untested_sources(effects: pd.DataFrame | None) -> list[str]:
         )
     other = [s for s in untested if s not in in_sample]
     if other:
+        notes = image.loc[image["source"].isin(other), "note"] if "note" in image else pd.Series(dtype=str)
+        notes = notes.dropna().astype(str).str.replace("skipped: ", "", regex=False)
+        example = f", e.g. {notes.iloc[0]}" if len(notes) else ""
         out.append(
-            f"**{plural(len(other), 'label set')} could not be tested** (too few images per group; see "
-            f"effects.csv): {listing([short_source(s) for s in other], 10)}."
+            f"**{plural(len(other), 'label set')} could not be tested** (too few images per group{example}; "
+            f"see effects.csv): {listing([short_source(s) for s in other], 10)}."
         )
     return out
 
