@@ -1514,13 +1514,14 @@ def validity_section(results, figures: FigureMaker) -> Section:
                 "normalised",
                 _draw("normalised_values"),
                 {"quantification": long},
-                size=(min(10, 2.6 * n_regions + 1.4), 2.3 * n_readouts + 1.0),
+                size=(max(6.5, min(10, 2.6 * n_regions + 1.4)), 2.3 * n_readouts + 1.0),  # legend fits
                 conditions=list(run.get("groups", [])),
                 value="normalised",
                 caption="Per region (columns) and readout (rows): each image's value normalised to its "
                 "control group's "
-                "mean (dashed line = 1), by group and strategy (boxes pool the analyses of a strategy). "
-                "Look for "
+                "mean (dashed line = 1), by group and strategy (boxes pool the analyses of a strategy; "
+                "the models' strategies where there are models, else the annotators; images a model "
+                "was trained on are left out). Look for "
                 "groups whose boxes sit away from 1 for every strategy, and for a strategy that disagrees.",
                 alt="Box plots of normalised values by group and strategy in "
                 f"{plural(n_regions, 'region')} and "

@@ -455,7 +455,7 @@ def variation_per_effect(table: pd.DataFrame):
 
 def variation_per_model(table: pd.DataFrame):
     """Per model: spread of its centred eta² against how many of its calls differ from the majority."""
-    from plotnine import aes, geom_point, ggplot, labs, position_jitter, scale_color_manual
+    from plotnine import aes, geom_point, ggplot, labs, scale_color_manual, scale_y_continuous
 
     sd = _first_column(
         table, ["centred_eta2_sd", "sd_centred_eta2", "eta2_sd", "sd", "sd_eta2"], "variation per model table"
@@ -468,9 +468,13 @@ def variation_per_model(table: pd.DataFrame):
     table = require(table, ["strategy", sd, differ], "variation per model table").dropna(subset=[sd]).copy()
     table["strategy_label"] = _strategy_factor(table["strategy"])
     categories = list(table["strategy_label"].cat.categories)
+    top = int(np.nanmax(pd.to_numeric(table[differ], errors="coerce").fillna(0).to_numpy(), initial=0))
+    # A count axis: whole numbers from 0 (a vertical jitter would suggest negative or fractional calls).
+    step = max(1, int(np.ceil((top + 1) / 6)))
     return (
         ggplot(table, aes(sd, differ, color="strategy_label"))
-        + geom_point(position=position_jitter(width=0, height=0.12, random_state=1), size=2.2, alpha=0.85)
+        + geom_point(size=2.2, alpha=0.7)
+        + scale_y_continuous(breaks=list(range(0, top + step + 1, step)), limits=(-0.3, top + 0.5))
         + scale_color_manual(values=_colours(categories), name="strategy")
         + labs(
             x="SD of the model's centred eta² across effects",
