@@ -568,3 +568,44 @@ def test_report_on_real_data_says_what_it_skipped(train_data, tmp_path, lab_name
     assert result.steps["predictions"].status == "skipped"
     qmd = result.qmd.read_text(encoding="utf-8")
     assert "no groups to compare" in qmd and f"no models of lab {lab_name}" in qmd
+
+
+@pytest.mark.slow
+def test_wue1_report_with_library_models_marks_their_training_images(train_data, tmp_path):
+    """Two shipped expert models predict the real wue1 images inside the report: their training
+    images are in-sample (crossed out of the selection rule and the tests), their unseen-image F1
+    ranks as their annotators do, and a second run is served from the cache."""
+    import json
+    import shutil
+
+    from cfosstats.datasets import load_lab
+    from cfosstats.report import build_report
+    from cfosstats.resources import data_dir
+
+    library = tmp_path / "library" / "wue1"
+    library.mkdir(parents=True)
+    cards = {}
+    for name in ("expert_1", "expert_2"):
+        for suffix in (".json", ".pt"):
+            shutil.copyfile(data_dir() / "models" / "wue1" / f"{name}{suffix}", library / f"{name}{suffix}")
+        cards[name] = json.loads((library / f"{name}.json").read_text())
+    lab = load_lab("wue1", data=train_data)
+    result = build_report(lab, tmp_path / "reports", formats=("html",), library=library.parent)
+    assert result.steps["predictions"].status == "computed"
+    summary = pd.read_csv(result.folder / "tables/models/model_summary.csv").set_index("source")
+    f1 = {}
+    for name, card in cards.items():
+        source = f"library/scratch/expert_models/{name}/unet_1"
+        row = summary.loc[source]
+        assert row["n_in_sample"] == len(card["training_images"]) == 20
+        assert row["n_images"] == 36 - 20
+        f1[name] = row["f1_median"]
+    assert f1["expert_1"] < f1["expert_2"]  # expert_1's conservative style carries into its model
+    quantification = pd.read_csv(result.folder / "tables/effects/quantification.csv", dtype={"image_id": str})
+    model_rows = quantification[quantification["source"] == "library/scratch/expert_models/expert_1/unet_1"]
+    trained = set(model_rows.loc[model_rows["in_sample"], "image_id"])
+    assert trained == set(cards["expert_1"]["training_images"])
+    qmd = result.qmd.read_text(encoding="utf-8")
+    assert "could not be tested" in qmd and "library expert_1/unet_1" in qmd
+    again = build_report(lab, tmp_path / "reports", formats=("html",), library=library.parent)
+    assert again.cached
