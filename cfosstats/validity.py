@@ -425,7 +425,8 @@ def _out_of_fold_sources(plans: list[SourcePlan]) -> list[SourcePlan]:
             strategy = "expert_models" if str(key[1]).startswith("expert") else "consensus_models"
             combined.append(
                 SourcePlan(
-                    f"{key[0]}/{key[1]}/{key[2]}/{OUT_OF_FOLD}",
+                    # beside its members, with whatever prefix their names carry (library/, predicted/)
+                    f"{folds[0].name.rsplit('/', 1)[0]}/{OUT_OF_FOLD}",
                     strategy,
                     files,
                     basis="out of fold",

@@ -541,6 +541,7 @@ def _effects(runner: Runner) -> None:
                 threshold=params["threshold"],
                 training_images=training or None,
             ),
+            version=2,  # 2: out-of-fold sources carry their members' prefix (library/...)
             description=f"effects: {len(lab.label_sources)} label sets x {len(lab.image_ids)} images "
             "(quantification, tests, reproducibility)",
         )
