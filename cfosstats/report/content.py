@@ -1238,7 +1238,7 @@ def reliability_section(results, figures: FigureMaker) -> Section:
                 "expert_range",
                 _draw("model_expert_range"),
                 {"model_f1": model_f1, "expert_range": ranges},
-                size=(7.5, 1.4 + 0.5 * max(n_images, 2)),
+                size=(7.5, min(10.0, 1.4 + 0.3 * max(n_images, 2))),  # fits a PDF page
                 caption="Each model's object F1 against the estimated ground truth per annotated image; "
                 "the grey bar "
                 "spans the worst to the best annotator on that image. Look for points left of the bar: "
