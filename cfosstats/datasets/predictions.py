@@ -18,7 +18,7 @@ from cfosstats.datasets.lab import Lab, LabelSource
 from cfosstats.datasets.readers import read_predicted_label_sets
 from cfosstats.errors import InputError
 
-__all__ = ["predicted_label_sources", "with_predictions"]
+__all__ = ["predicted_label_sources", "predicted_training_images", "with_predictions"]
 
 
 def predicted_label_sources(lab: Lab, root: str | Path, prefix: str = "") -> dict[str, LabelSource]:
@@ -41,6 +41,24 @@ def predicted_label_sources(lab: Lab, root: str | Path, prefix: str = "") -> dic
     for folder in sorted(p for p in labels.iterdir() if p.is_dir()):
         sources.update(read_predicted_label_sets(folder, lab.config, known, [], prefix))
     return sources
+
+
+def predicted_training_images(lab: Lab, root: str | Path, prefix: str = "") -> dict[str, set[str]]:
+    """Source name (prefixed like :func:`predicted_label_sources`) -> images its model trained on.
+
+    Read from the records ``cfosstats predict`` wrote under `root`
+    (:func:`cfosstats.validity.training_images_from_predictions`).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> predicted_training_images(SimpleNamespace(config=SimpleNamespace(folder="lab-x")), "/nonexistent")
+    {}
+    """
+    from cfosstats.validity import training_images_from_predictions
+
+    found = training_images_from_predictions(SimpleNamespace(root=Path(root) / lab.config.folder))
+    return {(f"{prefix}/{name}" if prefix else name): set(images) for name, images in found.items()}
 
 
 def with_predictions(
@@ -77,8 +95,6 @@ def with_predictions(
     >>> sorted(trained)[0]  # doctest: +SKIP
     'predicted/scratch/consensus_ensembles/ensemble_1/ensemble'
     """
-    from cfosstats.validity import training_images_from_predictions
-
     root = Path(root)
     added = predicted_label_sources(lab, root, prefix)
     if not any(source.files for source in added.values()):
@@ -88,7 +104,6 @@ def with_predictions(
             f"under {lab.config.folder}/labels/<initialization>/<model_type>/<model>/<unet>/ "
             "(as 'cfosstats predict --out' writes them)",
         )
-    found = training_images_from_predictions(SimpleNamespace(root=root / lab.config.folder))
-    named = {(f"{prefix}/{name}" if prefix else name): set(images) for name, images in found.items()}
-    training = {name: images for name, images in named.items() if name in added}
+    trained = predicted_training_images(lab, root, prefix)
+    training = {name: images for name, images in trained.items() if name in added}
     return dataclasses.replace(lab, label_sources={**lab.label_sources, **added}), training

@@ -39,7 +39,7 @@ import pandas as pd
 
 from cfosstats.report.cache import canonical_json
 from cfosstats.report.document import Code, Figure, Note, Section, Table, Text
-from cfosstats.report.figures import MissingData, strategy_label
+from cfosstats.report.figures import MissingData, strategy_label, truthy
 
 FIGURES_VERSION = 3
 ESTIMATED_GT = "est_GT"
@@ -554,8 +554,9 @@ def _annotator_cautions(results) -> list[str]:
 def _model_cautions(summary: pd.DataFrame | None) -> list[str]:
     if not _has(summary, "source", "passes_rule"):
         return []
+    # passes_rule is None for a model trained on every annotated image: the rule cannot judge it.
     judged = summary[summary["passes_rule"].astype(str).str.lower().isin(["true", "false"])]
-    failing = judged[judged["passes_rule"].astype(str).str.lower() == "false"]
+    failing = judged[~truthy(judged["passes_rule"])]
     images = (
         "image they were not trained on"
         if _has(summary, "n_in_sample")
@@ -563,14 +564,12 @@ def _model_cautions(summary: pd.DataFrame | None) -> list[str]:
         else "annotated image"
     )
     out = []
-    if judged.empty:
-        pass
-    elif failing.empty:
+    if len(judged) and failing.empty:
         out.append(
             f"All {plural(len(judged), 'model')} reach at least the worst annotator's F1 on every {images} "
             "(the study's selection rule)."
         )
-    else:
+    elif len(failing):
         out.append(
             f"**{plural(len(failing), 'model')} of {len(judged)} fall below the worst annotator on at least "
             f"one {images}** (the study's selection rule would reject them): "
@@ -610,7 +609,7 @@ def _untested_sources(effects: pd.DataFrame | None) -> list[str]:
         if "n_in_sample_left_out" in image
         else pd.Series(0, index=skipped.index)
     )
-    in_sample = [s for s in untested if pd.notna(left_out.get(s)) and left_out.get(s) > 0]
+    in_sample = [s for s in untested if left_out.fillna(0).get(s, 0) > 0]
     out = []
     if in_sample:
         out.append(

@@ -314,10 +314,10 @@ def model_expert_range(model_f1: pd.DataFrame, expert_range: pd.DataFrame):
     ranges["image_id"] = pd.Categorical(ranges["image_id"].astype(str), categories=images[::-1])
     models["strategy_label"] = _strategy_factor(models["strategy"])
     categories = list(models["strategy_label"].cat.categories)
-    trained = models["in_sample"] if "in_sample" in models else pd.Series(False, index=models.index)
+    trained = truthy(models["in_sample"]) if "in_sample" in models else np.zeros(len(models), bool)
     # In-sample F1 is optimistic: crosses, so the eye judges the rule on the dots alone.
     models["data"] = pd.Categorical(
-        np.where(trained.astype(str).str.lower() == "true", "trained on", "unseen"),
+        np.where(trained, "trained on", "unseen"),
         categories=["unseen", "trained on"],
     )
     dodge = position_dodge(width=0.7)

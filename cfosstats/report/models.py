@@ -119,11 +119,9 @@ def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
     """
     if placed.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    trained = (
-        placed["in_sample"].astype(str).str.lower().eq("true")
-        if "in_sample" in placed
-        else pd.Series(False, index=placed.index)
-    )
+    from cfosstats.report.figures import truthy
+
+    trained = truthy(placed["in_sample"]) if "in_sample" in placed else pd.Series(False, index=placed.index)
     rows = []
     for (source, strategy), group in placed.groupby(["source", "strategy"], sort=True):
         unseen = group[~trained[group.index]]

@@ -48,7 +48,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -494,12 +493,9 @@ def _in_sample(results: Results, lab) -> dict[str, set[str]]:
     """Predicted label source -> images its model was trained on (where known)."""
     out: dict[str, set[str]] = {}
     if results.prediction_root is not None:
-        from cfosstats.validity import training_images_from_predictions
+        from cfosstats.datasets.predictions import predicted_training_images
 
-        found = training_images_from_predictions(
-            SimpleNamespace(root=results.prediction_root / lab.config.folder)
-        )
-        out.update({f"library/{k}": set(v) for k, v in found.items()})
+        out.update(predicted_training_images(lab, results.prediction_root, prefix="library"))
     flagged = set(lab.metadata.loc[lab.metadata["training"].fillna(False).astype(bool), "image_id"])
     for name, source in lab.label_sources.items():
         if source.is_prediction and name not in out and not name.startswith("library/"):
