@@ -407,11 +407,37 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-def _rank_tests(arrays: dict, order: list, alpha: float, unit: str, method: str) -> pd.DataFrame:
+#: How many comparisons alpha is divided by, by rule name, from the number of groups ``k``.
+#: ``pairs``: all pairwise comparisons, ``k (k - 1) / 2`` (cfosstats); ``groups``: ``k`` for three
+#: or more groups, 1 for two (the study's notebook); the two agree for k <= 3.
+BONFERRONI_RULES = {
+    "pairs": n_pairwise_comparisons,
+    "groups": lambda k: k if k > 2 else 1,
+}
+#: Significance rule of the omnibus Kruskal-Wallis row, by name: ``p <= alpha`` (cfosstats, as
+#: the pairs) or ``p < alpha`` (the study's notebook).
+OMNIBUS_RULES = {
+    "<=": lambda p, alpha: bool(np.isfinite(p) and p <= alpha),
+    "<": lambda p, alpha: bool(np.isfinite(p) and p < alpha),
+}
+
+
+def _rank_tests(
+    arrays: dict,
+    order: list,
+    alpha: float,
+    unit: str,
+    method: str,
+    min_values: int = MIN_VALUES,
+    bonferroni_rule: str = "pairs",
+    omnibus_rule: str = "<=",
+) -> pd.DataFrame:
     k = len(order)
-    m = n_pairwise_comparisons(k)
+    m = BONFERRONI_RULES[bonferroni_rule](k)
     noun = "animals" if unit == "animal" else "values"
-    invalid = {g: _group_note(g, arrays[g].size, noun) for g in order if arrays[g].size < MIN_VALUES}
+    invalid = {
+        g: _group_note(g, arrays[g].size, noun, min_values) for g in order if arrays[g].size < min_values
+    }
     rows = []
     if k >= 3:
         row = _blank_row(OMNIBUS, "kruskal", "", "", alpha, 1, unit)
@@ -432,7 +458,7 @@ def _rank_tests(arrays: dict, order: list, alpha: float, unit: str, method: str)
                     p_value_z=p,
                     eta2=result["eta2_h"],
                     eta2_critical=critical_eta2_kruskal(result["n"], k, alpha),
-                    significant=is_significant(p, alpha, 1),
+                    significant=OMNIBUS_RULES[omnibus_rule](p, alpha),
                 )
         rows.append(row)
     for a, b in combinations(order, 2):
@@ -478,6 +504,10 @@ def group_tests(
     order: Sequence,
     alpha: float = 0.05,
     method: str = "auto",
+    *,
+    min_values: int = MIN_VALUES,
+    bonferroni_rule: str = "pairs",
+    omnibus_rule: str = "<=",
 ) -> pd.DataFrame:
     """The study's tests on one set of values (images as the unit).
 
@@ -497,6 +527,12 @@ def group_tests(
     method : str
         ``scipy.stats.mannwhitneyu`` method for the pairwise p (``"auto"``, scipy's default;
         ``"asymptotic"`` reproduces the study's scipy < 1.7).
+    min_values : int, default 3
+        Fewest values a group needs to be tested (the study: 4, ``size() > 3``).
+    bonferroni_rule : str, default "pairs"
+        A key of :data:`BONFERRONI_RULES`: what alpha is divided by for the pairs.
+    omnibus_rule : str, default "<="
+        A key of :data:`OMNIBUS_RULES`: when the Kruskal-Wallis row is significant.
 
     Returns
     -------
@@ -524,7 +560,10 @@ def group_tests(
     3   C- vs C+  mann_whitney              3         True  increase
     """
     order = _check_order(order)
-    return _rank_tests(_split(frame, value, group, order), order, alpha, "image", method)
+    if bonferroni_rule not in BONFERRONI_RULES or omnibus_rule not in OMNIBUS_RULES:
+        raise ValueError(f"unknown rule: bonferroni {bonferroni_rule!r}, omnibus {omnibus_rule!r}")
+    arrays = _split(frame, value, group, order)
+    return _rank_tests(arrays, order, alpha, "image", method, min_values, bonferroni_rule, omnibus_rule)
 
 
 def animal_means(frame: pd.DataFrame, value: str, group: str, animal: str) -> pd.DataFrame:
