@@ -107,8 +107,7 @@ _WHY = {
         "reported beside the study's image-level tests (only where the data names animals)"
     ),
     "members_vote": (
-        "an ensemble member is already represented by its ensemble; the study let every "
-        "analysis vote"
+        "an ensemble member is already represented by its ensemble; the study let every analysis vote"
     ),
 }
 
@@ -159,6 +158,11 @@ def preset_differences(a: Settings = CFOSSTATS, b: Settings = SEGEBARTH2020) -> 
         va, vb = getattr(a, field.name), getattr(b, field.name)
         if va != vb:
             rows.append(
-                {"setting": field.name, a.name: _shown(va), b.name: _shown(vb), "why": _WHY.get(field.name, "")}
+                {
+                    "setting": field.name,
+                    a.name: _shown(va),
+                    b.name: _shown(vb),
+                    "why": _WHY.get(field.name, ""),
+                }
             )
     return pd.DataFrame(rows, columns=["setting", a.name, b.name, "why"])

@@ -26,7 +26,7 @@ Examples
 ...     "../shared/data/source_data/Figure_5_source_data/quantifications_mue.csv", config)
 >>> tables = analyse_table(table, config, get_preset("segebarth2020"))
 >>> row = tables["effects"].query("source == 'ens_f27' and readout == 'density'").iloc[0]
->>> row["comparison"], row["statistic"], round(row["eta2"], 6), row["call"]
+>>> row["comparison"], float(row["statistic"]), round(float(row["eta2"]), 6), row["call"]
 ('Ext vs Ret', 25.0, 0.306806, 'increase')
 >>> bool(tables["normalisation_check"]["equal"].all())
 True
@@ -136,7 +136,11 @@ def _unit_tests(frame: pd.DataFrame, order: list[str], settings: Settings, alpha
         )
         frames.append(tests.assign(level="animal"))
     if animals and "mixed" in settings.levels:
-        frames.append(effect_tests.mixed_model_tests(frame, "value", "group", "animal", order, alpha).assign(level="mixed"))
+        frames.append(
+            effect_tests.mixed_model_tests(frame, "value", "group", "animal", order, alpha).assign(
+                level="mixed"
+            )
+        )
     return frames
 
 
@@ -188,7 +192,9 @@ def reliability_tables(effects: pd.DataFrame, settings: Settings, strategies: It
     calls = reliability.calls_from_effects(tested) if len(tested) else tested.assign(call=[])
     image = calls[calls["level"] == "image"]
     others = calls[calls["level"] != "image"]
-    repro = reliability.reproducibility_table(image, voting=voters, extra_levels=others, strategies=list(strategies))
+    repro = reliability.reproducibility_table(
+        image, voting=voters, extra_levels=others, strategies=list(strategies)
+    )
     variation = reliability.variation_per_effect(image)
     per_model = (
         reliability.variation_per_model(image, repro, voting=voters)
@@ -203,7 +209,9 @@ def reliability_tables(effects: pd.DataFrame, settings: Settings, strategies: It
     }
 
 
-def analyse_table(table: pd.DataFrame, config, settings: Settings, alpha: float = 0.05) -> dict[str, pd.DataFrame]:
+def analyse_table(
+    table: pd.DataFrame, config, settings: Settings, alpha: float = 0.05
+) -> dict[str, pd.DataFrame]:
     """Normalise, test and compare the analyses of a quantification table (module notes).
 
     Parameters

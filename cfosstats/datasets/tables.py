@@ -194,7 +194,9 @@ def infer_strategy(name: str, ensemble: str = "", rules: Mapping[str, str] | Non
         if re.search(pattern, name):
             return strategy
     if ensemble and name == ensemble:
-        is_expert = any(re.search(p, name, re.IGNORECASE) for p, s in STRATEGY_PATTERNS if s == "expert_models")
+        is_expert = any(
+            re.search(p, name, re.IGNORECASE) for p, s in STRATEGY_PATTERNS if s == "expert_models"
+        )
         return "expert_ensembles" if is_expert else "consensus_ensembles"
     for pattern, strategy in STRATEGY_PATTERNS:
         if re.search(pattern, name, re.IGNORECASE):
@@ -421,7 +423,9 @@ def read_quantification(
     for key in ("image", "source"):
         empty = _text(frame, cols[key]).isna()
         if empty.any():
-            raise InputError(path, f"line {int(np.flatnonzero(empty.to_numpy())[0]) + 2}, column '{cols[key]}': empty")
+            raise InputError(
+                path, f"line {int(np.flatnonzero(empty.to_numpy())[0]) + 2}, column '{cols[key]}': empty"
+            )
     ensemble = _text(frame, cols.get("ensemble")).fillna("")
     is_member = (ensemble != "") & (ensemble != model)
     out["source"] = np.where(is_member, ensemble + "/" + model, model)
@@ -443,7 +447,10 @@ def read_quantification(
     else:
         out["intensity"] = np.nan
     out["line"] = lines
-    for key, name in (("given_density", "given_density_normalised"), ("given_intensity", "given_intensity_normalised")):
+    for key, name in (
+        ("given_density", "given_density_normalised"),
+        ("given_intensity", "given_intensity_normalised"),
+    ):
         out[name] = pd.to_numeric(frame[cols[key]], errors="coerce").astype(float) if key in cols else np.nan
     _check_duplicates(path, out)
     out["initialization"], out["published_name"] = "", ""
