@@ -309,7 +309,11 @@ def read_statistics(path: str | Path, config, settings, alpha: float = 0.05) -> 
 
 
 #: The study's strategy names (``model_type``) -> the package's.
-STUDY_STRATEGIES = {"ens": "consensus_ensembles", "single": "consensus_models", "single_coder": "expert_models"}
+STUDY_STRATEGIES = {
+    "ens": "consensus_ensembles",
+    "single": "consensus_models",
+    "single_coder": "expert_models",
+}
 
 
 def read_variation_per_effect(path: str | Path, config) -> pd.DataFrame:
