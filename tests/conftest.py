@@ -28,3 +28,17 @@ def _require_train_data() -> Path:
 def train_data() -> Path:
     """Root of the real training data (folders lab-wue1, lab-mue, lab-wue2)."""
     return _require_train_data()
+
+
+SOURCE_DATA = Path(os.environ.get("CFOSSTATS_SOURCE_DATA", REPO.parent / "shared" / "data" / "source_data"))
+
+
+@pytest.fixture(scope="session")
+def source_data() -> Path:
+    """Root of the study's published source data (Figure_3/4/5_source_data)."""
+    if (SOURCE_DATA / "Figure_5_source_data").is_dir():
+        return SOURCE_DATA
+    message = f"published source data not found at {SOURCE_DATA}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set: tests that need it must not skip)")
+    pytest.skip(message)
