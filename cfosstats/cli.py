@@ -15,7 +15,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cfosstats.cli_options import ConfigOption, DataOption, JobsOption, LabOption, OutOption
+from cfosstats.cli_options import (
+    ColumnsOption,
+    ConfigOption,
+    DataOption,
+    EffectSizesOption,
+    JobsOption,
+    LabOption,
+    OutOption,
+    PresetOption,
+    QuantificationOption,
+    StatisticsOption,
+    StrategiesOption,
+)
 from cfosstats.errors import InputError
 from cfosstats.report import commands as report_commands
 from cfosstats.segment import commands as segment_commands
@@ -271,9 +283,42 @@ def effects(
             help="Also test predictions of images a model was trained on (optimistic; recorded).",
         ),
     ] = False,
+    quantification: QuantificationOption = None,
+    statistics: StatisticsOption = None,
+    effect_sizes: EffectSizesOption = None,
+    columns: ColumnsOption = None,
+    strategies: StrategiesOption = None,
+    preset: PresetOption = None,
 ) -> None:
-    """Treatment effects for every label source, and how reproducible they are across analyses."""
+    """Treatment effects for every label source, and how reproducible they are across analyses.
+
+    With --quantification or --effect-sizes, from published tables instead of images (reviewer
+    mode; default preset segebarth2020, the study's rules).
+    """
     from cfosstats.effects_command import effects_command
+
+    if quantification is not None or effect_sizes is not None:
+        from cfosstats.presets import get_preset
+        from cfosstats.registry import load_lab_config
+        from cfosstats.tables_command import tables_effects_command
+
+        if not 0 < alpha < 1:
+            raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
+        tables_effects_command(
+            load_lab_config(lab, lab_config),
+            out,
+            quantification=quantification,
+            statistics=statistics,
+            effect_sizes=effect_sizes,
+            columns=columns,
+            strategies=strategies,
+            settings=get_preset(preset or "segebarth2020"),
+            alpha=alpha,
+            echo=lambda line: console.print(line, markup=False, soft_wrap=True),
+        )
+        return
+    if preset not in (None, "cfosstats"):
+        raise InputError(None, "--preset applies to published tables (--quantification / --effect-sizes)")
 
     effects_command(
         lab,

@@ -21,3 +21,44 @@ ConfigOption = Annotated[
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")]
 JobsOption = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes for per-image work.")]
+
+# Reviewer mode: published tables instead of images.
+QuantificationOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--quantification",
+        help="Per-image quantification table (cfosstats's quantification.csv, the study's source "
+        "data, or any tidy table with --columns): analyse it instead of images.",
+    ),
+]
+StatisticsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--statistics",
+        help="The study's statistics of that table (stat_results_*.csv): every number is compared.",
+    ),
+]
+EffectSizesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--effect-sizes",
+        help="Published per-analysis statistics only (the study's Figure 4 workbook or a "
+        "stat_results_*.csv): vote and variation from them.",
+    ),
+]
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Column mapping for other tables: image=...,source=...,count=...,area=...,condition=... "
+        "(optional region, intensity, experiment, animal, strategy, ensemble), or a TOML file.",
+    ),
+]
+StrategiesOption = Annotated[
+    str | None,
+    typer.Option("--strategies", help="Analysis-name regex -> strategy: 'ens_=consensus_ensembles,...'."),
+]
+PresetOption = Annotated[
+    str | None,
+    typer.Option("--preset", help="Analysis settings: segebarth2020 (the study's rules) or cfosstats."),
+]

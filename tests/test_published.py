@@ -150,7 +150,8 @@ def test_own_format_and_mapped_format_give_the_same_effects(source_data, tmp_pat
     mapped = read_quantification(
         exported_path,
         config,
-        columns="image=Image,source=model,count=Num Detections,area=ROI area px,condition=Class,intensity=mean",
+        columns="image=Image,source=model,count=Num Detections,area=ROI area px,"
+        "condition=Class,intensity=mean",
         strategies=r"/ens_[a-z0-9]+$=consensus_ensembles,\.h5$=consensus_models",
     )
     mapped_effects = analyse_table(mapped, config, STUDY)["effects"]

@@ -252,7 +252,7 @@ def _read_stat_results(path: Path, conditions, frame: pd.DataFrame) -> pd.DataFr
             call = "none" if code == 0 else ("increase" if code == j else "decrease")
             tag = f"{i}_vs_{j}"
 
-            def get(name, tag=tag):
+            def get(name, tag=tag, record=record, i=i, j=j):
                 value = record.get(name.format(tag=tag, i=i, j=j))
                 return float(value) if value is not None and pd.notna(value) else np.nan
 
