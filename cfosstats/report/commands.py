@@ -14,7 +14,18 @@ from typing import Annotated
 
 import typer
 
-from cfosstats.cli_options import ConfigOption, DataOption, JobsOption, LabOption
+from cfosstats.cli_options import (
+    ColumnsOption,
+    ConfigOption,
+    DataOption,
+    EffectSizesOption,
+    JobsOption,
+    LabOption,
+    PresetOption,
+    QuantificationOption,
+    StatisticsOption,
+    StrategiesOption,
+)
 from cfosstats.errors import InputError
 
 
@@ -71,6 +82,7 @@ def report_command(
     exclude: Sequence[str] = (),
     predict: bool = True,
     progress: bool = True,
+    tables: dict | None = None,
 ):
     """Build the validity report of a lab and print where it is.
 
@@ -90,6 +102,11 @@ def report_command(
         ``--engine``: ``pandoc`` (bundled) or ``quarto`` (needs a quarto binary on PATH).
     jobs, alpha, exclude, predict, progress
         Passed to :func:`cfosstats.report.build_report`.
+    tables : dict, optional
+        Published tables (``quantification``, ``statistics``, ``effect_sizes``, ``columns``,
+        ``strategies``, ``preset``). Without them, the study's tables shipped for the lab (wue1,
+        mue) are used; without images (no ``--data`` and none found) the report is made from
+        the tables alone.
 
     Returns
     -------
@@ -108,20 +125,46 @@ def report_command(
     from cfosstats.report.pipeline import build_report
     from cfosstats.report.render import RenderError
 
-    found = load_lab(lab, data=data, config_path=lab_config)
+    if not 0 < alpha < 1:
+        raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
+    tables = tables or {}
+    command = command_line(lab, data, lab_config, out, formats, engine, jobs, alpha, exclude, predict)
+    command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in tables.items() if v is not None)
+    sets, config = _published_sets(lab, lab_config, tables)
     try:
-        result = build_report(
-            found,
-            out,
-            formats=formats,
-            engine=engine,
-            progress=progress,
-            jobs=jobs,
-            alpha=alpha,
-            exclude=exclude,
-            predict=predict,
-            command=command_line(lab, data, lab_config, out, formats, engine, jobs, alpha, exclude, predict),
-        )
+        found = load_lab(lab, data=data, config_path=lab_config)
+    except InputError as exc:
+        if not sets or data is not None:
+            raise
+        found, why = None, exc.message
+    try:
+        if found is None:
+            from cfosstats.report.published_report import build_table_report
+
+            result = build_table_report(
+                config, sets, out, formats, engine, progress, settings=_settings(tables), alpha=alpha,
+                columns=tables.get("columns"), strategies=tables.get("strategies"), command=command,
+                why_no_images=why,
+            )  # fmt: skip
+        else:
+            from cfosstats.report.published_report import analyse_sets
+
+            published = analyse_sets(
+                sets, config, _settings(tables), alpha, tables.get("columns"), tables.get("strategies")
+            )
+            result = build_report(
+                found,
+                out,
+                formats=formats,
+                engine=engine,
+                progress=progress,
+                jobs=jobs,
+                alpha=alpha,
+                exclude=exclude,
+                predict=predict,
+                command=command,
+                published=published,
+            )
     except (RenderError, ValueError) as exc:
         raise InputError(None, str(exc)) from None
     if progress:
@@ -134,6 +177,28 @@ def report_command(
             f"report.qmd, figures and tables: {result.folder} ({result.seconds:.1f} s)", markup=False
         )
     return result
+
+
+def _settings(tables: dict):
+    from cfosstats.presets import get_preset
+
+    return get_preset(tables.get("preset") or "segebarth2020")
+
+
+def _published_sets(lab: str, lab_config: Path | None, tables: dict):
+    """The analysis sets to report (given tables, else the shipped ones) and the lab's config."""
+    from cfosstats.published import AnalysisSet, shipped_sets
+    from cfosstats.registry import load_lab_config
+
+    config = load_lab_config(lab, lab_config)
+    _settings(tables)  # an unknown preset fails before any work
+    given = {k: tables.get(k) for k in ("quantification", "statistics", "effect_sizes")}
+    if any(v is not None for v in given.values()):
+        if given["quantification"] is None and given["effect_sizes"] is None:
+            raise InputError(None, "--statistics needs --quantification (or use --effect-sizes)")
+        stem = (given["quantification"] or given["effect_sizes"]).stem
+        return [AnalysisSet(stem, f"Published tables: {stem}", **given)], config
+    return shipped_sets(lab), config
 
 
 def report(
@@ -156,6 +221,12 @@ def report(
     predict: Annotated[
         bool, typer.Option(help="Predict with the model library's models of the lab, where it has some.")
     ] = True,
+    quantification: QuantificationOption = None,
+    statistics: StatisticsOption = None,
+    effect_sizes: EffectSizesOption = None,
+    columns: ColumnsOption = None,
+    strategies: StrategiesOption = None,
+    preset: PresetOption = None,
 ) -> None:
     """Validity report of a lab: self-contained HTML and PDF, plus every table behind them.
 
@@ -174,4 +245,12 @@ def report(
         exclude=tuple(exclude or ()),
         predict=predict,
         progress=True,
+        tables={
+            "quantification": quantification,
+            "statistics": statistics,
+            "effect_sizes": effect_sizes,
+            "columns": columns,
+            "strategies": strategies,
+            "preset": preset,
+        },
     )

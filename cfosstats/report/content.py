@@ -2038,6 +2038,13 @@ def build_sections(results, runner=None) -> dict:
         validity_section(results, figures),
         methods_section(results),
     ]
+    if results.published:
+        from cfosstats.report.published_report import published_context
+
+        verdict, published, methods = published_context(results.published, results.lab.config, figures)
+        sections[0].blocks[:0] = [*verdict, Text("**From the images given with --data:**")]
+        sections[-1:-1] = published
+        sections[-1].add(*methods)
     figures.prune()
     manifest = _read_manifest(results.folder)
     dates = sorted(

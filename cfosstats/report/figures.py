@@ -536,3 +536,67 @@ def normalised_values(quantification: pd.DataFrame, conditions: Sequence[str] = 
         + labs(x="group", y="value / mean of the control group")
         + _theme()
     )
+
+
+def call_matrix(effects: pd.DataFrame, reproducibility: pd.DataFrame, order: Sequence[str] = ()):
+    """Effects (rows) x analyses grouped by strategy (columns): eta² with the call, majority last."""
+    from plotnine import (
+        aes,
+        element_blank,
+        element_text,
+        facet_grid,
+        geom_text,
+        geom_tile,
+        ggplot,
+        labs,
+        scale_fill_gradient,
+        theme,
+    )
+
+    table = require(
+        effects, ["source", "strategy", "region", "readout", "comparison", "eta2", "call"], "effects"
+    )
+    table = table.copy()
+    repro = require(reproducibility, ["region", "readout", "comparison", "majority_call"], "reproducibility")
+    rank = {c: i for i, c in enumerate(order)}
+
+    def effect_key(row) -> tuple:
+        a, _, b = str(row["comparison"]).partition(" vs ")
+        return (row["region"], row["readout"], rank.get(a, 99), rank.get(b, 99))
+
+    labels = repro.assign(_k=repro.apply(effect_key, axis=1)).sort_values("_k")
+    names = [f"{r} {o} {c}" for r, o, c in zip(labels["region"], labels["readout"], labels["comparison"])]
+    table["effect"] = pd.Categorical(
+        table["region"] + " " + table["readout"] + " " + table["comparison"], categories=names[::-1]
+    )
+    marks = {"increase": "▲", "decrease": "▼"}
+    table["mark"] = table["call"].map(marks).fillna("")
+    table["strategy_label"] = _strategy_factor(table["strategy"])
+    majority = labels.assign(
+        effect=pd.Categorical(names, categories=names[::-1]),
+        source="majority",
+        strategy_label="majority",
+        eta2=float("nan"),
+        mark=labels["majority_call"].map(marks).fillna("–"),
+    )
+    categories = [*table["strategy_label"].cat.categories, "majority"]
+    sources = list(dict.fromkeys(table.sort_values(["strategy_label", "source"])["source"]))
+    frame = pd.concat([table, majority[table.columns.intersection(majority.columns)]], ignore_index=True)
+    frame["strategy_label"] = pd.Categorical(frame["strategy_label"].astype(str), categories=categories)
+    frame["source"] = pd.Categorical(frame["source"], categories=[*sources, "majority"])
+    n_sources = len(sources)
+    return (
+        ggplot(frame, aes("source", "effect"))
+        + geom_tile(aes(fill="eta2"), color="white", size=0.2)
+        + geom_text(aes(label="mark"), size=5 if n_sources > 20 else 7, color="#222222")
+        + scale_fill_gradient(low="#f4f4f4", high="#3b6ea8", na_value="#ffffff", name="eta²", limits=(0, 1))
+        + facet_grid(". ~ strategy_label", scales="free_x", space="free_x")
+        + labs(x="analysis (grouped by strategy)", y="")
+        + _theme(8)
+        + theme(
+            axis_text_x=element_blank() if n_sources > 20 else element_text(rotation=90, size=6),
+            axis_ticks_major_x=element_blank(),
+            strip_text_x=element_text(size=7),
+            panel_grid_major=element_blank(),
+        )
+    )

@@ -88,6 +88,7 @@ class Results:
     prediction_root: Path | None = None
     model_cards: list[dict] = field(default_factory=list)
     inputs: pd.DataFrame | None = None
+    published: list = field(default_factory=list)  # SetResult of published tables (reviewer mode)
 
     def table(self, step: str, name: str) -> pd.DataFrame | None:
         """A table of a step, or None when the step was skipped or did not write it."""
@@ -112,6 +113,7 @@ class ReportResult:
     steps: dict[str, StepRecord]
     seconds: float
     results: Results | None = None
+    published: list = field(default_factory=list)  # SetResult of published tables (reviewer mode)
 
     @property
     def cached(self) -> bool:
@@ -703,6 +705,7 @@ def build_report(
     predict: bool = True,
     library: str | Path | None = None,
     command: str | None = None,
+    published: Sequence = (),
 ) -> ReportResult:
     """Build the validity report of one lab: run or load every analysis, write and render it.
 
@@ -732,6 +735,9 @@ def build_report(
         Model library folder (default: the shipped one).
     command : str, optional
         The command line to record (default: the equivalent ``cfosstats report`` command).
+    published : sequence of SetResult, optional
+        Published analysis sets (:func:`cfosstats.published.analyse_set`) whose verdict leads
+        the report and whose sections precede the methods.
 
     Returns
     -------
@@ -780,7 +786,11 @@ def build_report(
             predict=predict,
         ),
     }
-    results = Results(lab=lab, folder=folder, parameters=parameters)
+    results = Results(lab=lab, folder=folder, parameters=parameters, published=list(published))
+    if results.published:
+        from cfosstats.report.published_report import write_set_tables
+
+        write_set_tables(folder, results.published, lab.config, alpha)
     runner = Runner(results, Progress(progress))
     _objectivity(runner)
     _predictions(runner)
@@ -797,12 +807,7 @@ def build_report(
     qmd = folder / "report.qmd"
     if not qmd.is_file() or qmd.read_text(encoding="utf-8") != text:
         write_text(qmd, text)
-    from cfosstats.resources import templates_dir
-
-    css = folder / "report.css"
-    source_css = templates_dir() / "report.css"
-    if not css.is_file() or css.read_bytes() != source_css.read_bytes():
-        shutil.copyfile(source_css, css)
+    _shipped_css(folder)
     outputs = _render(results, qmd, formats, engine, runner)
     return ReportResult(
         lab=lab.config.name,
@@ -812,7 +817,18 @@ def build_report(
         steps=results.steps,
         seconds=time.perf_counter() - started,
         results=results,
+        published=results.published,
     )
+
+
+def _shipped_css(folder: Path) -> None:
+    """Copy the report's style sheet beside it (only when it changed)."""
+    from cfosstats.resources import templates_dir
+
+    css = folder / "report.css"
+    source_css = templates_dir() / "report.css"
+    if not css.is_file() or css.read_bytes() != source_css.read_bytes():
+        shutil.copyfile(source_css, css)
 
 
 def _shipped(path: Path) -> bool:
