@@ -20,7 +20,7 @@ __all__ = ["check_out_of_inputs", "read_lines", "tables_effects_command"]
 
 
 def check_out_of_inputs(out: Path, inputs: list[Path]) -> None:
-    """Refuse an ``--out`` that is, holds or lies inside the folder of an input file.
+    """Refuse an ``--out`` that is the folder of an input file or a folder above it.
 
     Examples
     --------
@@ -33,7 +33,7 @@ def check_out_of_inputs(out: Path, inputs: list[Path]) -> None:
     target = out.resolve()
     for path in inputs:
         folder = path.resolve().parent
-        if target == folder or target in folder.parents or folder in target.parents:
+        if target == folder or target in folder.parents:
             raise InputError(out, f"--out would replace the folder of the input {path}")
         if target == path.resolve():
             raise InputError(out, "--out names an input file")

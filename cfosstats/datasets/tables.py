@@ -124,9 +124,11 @@ FORMATS: dict[str, dict[str, str]] = {
         "given_intensity": "norm_mean_intensity",
     },
 }
+#: A format is detected when at least three of its typical columns are present (so that a table
+#: missing one required column is still recognised and that column named).
 _SIGNATURES = {
-    "cfosstats": ("image_id", "n_objects", "region_area_px"),
-    "segebarth2020": ("count", "Neun_Area", "Kondition"),
+    "cfosstats": ("image_id", "source", "n_objects", "region_area_px", "condition"),
+    "segebarth2020": ("Nummer", "unet", "ens", "count", "Neun_Area", "Kondition"),
 }
 #: What each required column is, for error messages.
 _MEANING = {
@@ -225,7 +227,7 @@ def detect_format(columns: Sequence[str]) -> str | None:
     'segebarth2020'
     """
     for name, signature in _SIGNATURES.items():
-        if all(c in columns for c in signature):
+        if sum(c in columns for c in signature) >= 3:
             return name
     return None
 
