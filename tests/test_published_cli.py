@@ -147,6 +147,13 @@ def test_headline_wue1_report_without_data(tmp_path, monkeypatch, source_data):
     assert "DG_infra" not in verdict.split("Figure 4")[1].split("Analyses that")[0]
     assert "H = 26.472" in verdict and "132 of 132 published statistics" in verdict
     assert "stat_results_quantifications_wue1.xlsx" in qmd and "Apache-2.0" in qmd
+    # Looked at as a reviewer would: nothing wider than the window at 1280 px or the PDF page.
+    from tests.test_report import _pdf_pages, overflow_at_1280, right_margin_ink
+
+    widths = overflow_at_1280(folder / "report.html")
+    assert widths["page"] <= widths["width"] and widths["out"] == [] and widths["scrolled"] == [], widths
+    pages = _pdf_pages(folder / "report.pdf", tmp_path)
+    assert len(pages) >= 4 and max(right_margin_ink(pages)) < 0.002
 
 
 def test_mue_report_shows_table1(tmp_path, monkeypatch, source_data):

@@ -288,6 +288,41 @@ def _check_html_in_chromium(html: Path, screenshot: Path) -> dict:
     return facts
 
 
+OVERFLOW_SCRIPT = """JSON.stringify((() => {
+  const width = document.documentElement.clientWidth;
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' '
+      + (e.innerText || e.alt || '').slice(0, 40);
+  const out = [...document.querySelectorAll('body *')]
+      .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > width + 1)
+      .map(name);
+  const scrolled = [...document.querySelectorAll('table, pre, figure, div')]
+      .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+      .map(name);
+  return {page: document.documentElement.scrollWidth, width, out, scrolled};
+})())"""
+
+
+def overflow_at_1280(html: Path) -> dict:
+    """Elements that reach past the right edge, or scroll sideways, at a 1280 px wide window."""
+    binary = _require_tool(find_chromium(), "chromium", "apt-get install -y chromium")
+    with Chromium(binary) as browser:
+        page = browser.open(html.resolve().as_uri(), width=1280, height=900)
+        return json.loads(page.evaluate(OVERFLOW_SCRIPT))
+
+
+def right_margin_ink(pages: list[Path], margin: float = 0.04) -> list[float]:
+    """Per PDF page image, the fraction of non-white pixels in the rightmost `margin` of the page."""
+    from PIL import Image
+
+    inks = []
+    for png in pages:
+        with Image.open(png) as image:
+            grey = np.asarray(image.convert("L"))
+        edge = grey[:, int(grey.shape[1] * (1 - margin)) :]
+        inks.append(float((edge < 200).mean()))
+    return inks
+
+
 def _pdf_pages(pdf: Path, folder: Path) -> list[Path]:
     binary = _require_tool(shutil.which("pdftoppm"), "pdftoppm", "apt-get install -y poppler-utils")
     subprocess.run([binary, "-r", "40", "-png", str(pdf), str(folder / "page")], check=True, timeout=120)
@@ -521,6 +556,11 @@ def test_demo_report_in_chromium_and_pdf(tmp_path):
     assert len(pages) >= 3
     ink = [_ink(p) for p in pages]
     assert all(i > 0.01 for i in ink), ink
+    # Nothing runs off the page: no element past the window's right edge at 1280 px, no table or
+    # figure that scrolls sideways, and the PDF's right margin stays empty.
+    widths = overflow_at_1280(folder / "report.html")
+    assert widths["page"] <= widths["width"] and widths["out"] == [] and widths["scrolled"] == [], widths
+    assert max(right_margin_ink(pages)) < 0.002
 
 
 @pytest.mark.slow

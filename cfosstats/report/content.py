@@ -254,10 +254,47 @@ def _image_calls(effects: pd.DataFrame | None) -> pd.DataFrame | None:
     return rows
 
 
-def verdict_section(results) -> Section:
-    """The verdict: reproducible effects, disagreeing analyses, what to distrust, in plain words."""
+VERDICT_SENTENCES = 5  # the verdict says at most this many things; the rest follow its tables
+
+
+def _call_matrix_figure(results, figures: FigureMaker | None):
+    """The verdict's figure: effects x analyses by strategy, eta² and call, majority last."""
+    effects = results.table("effects", "effects")
+    repro = results.table("effects", "reproducibility")
+    if (
+        figures is None
+        or not _has(effects, "level", "comparison", "call", "eta2")
+        or not _has(repro, "majority_call")
+    ):
+        return None
+    pairs = effects[
+        (effects["level"] == "image") & (effects["comparison"] != "all") & (effects["call"] != "")
+    ]
+    pairs = pairs.dropna(subset=["eta2"])
+    pairs = pairs.assign(source=pairs["source"].map(short_source))
+    if pairs.empty or repro.empty:
+        return None
+    from cfosstats.report.figures import call_matrix
+
+    n_sources, n_effects = pairs["source"].nunique(), len(repro)
+    return figures.make(
+        "verdict_calls",
+        call_matrix,
+        {"effects": pairs, "reproducibility": repro},
+        size=(min(11.0, 5.0 + 0.1 * n_sources), min(9.0, 1.6 + 0.28 * n_effects)),
+        caption="Every analysis' eta² per effect (darker = larger), ▲ significant increase, ▼ decrease; "
+        "analyses grouped by strategy, the last column the majority call.",
+        alt=f"Grid of {n_effects} effects by {n_sources} analyses grouped by strategy, coloured by eta².",
+        order=list(results.runs.get("effects", {}).get("groups", [])),
+        what="call matrix",
+    )
+
+
+def verdict_section(results, figures: FigureMaker | None = None) -> Section:
+    """The verdict: a figure of every call, then what holds up and what to distrust, briefly."""
     lab = results.lab
     section = Section("verdict", "Verdict")
+    section.add(_call_matrix_figure(results, figures))
     repro = results.table("effects", "reproducibility")
     effects = results.table("effects", "effects")
     run = results.runs.get("effects", {})
@@ -319,17 +356,24 @@ def verdict_section(results) -> Section:
     distrust += _untested_sources(results.table("effects", "effects"))
     distrust += _outlier_cautions(results.table("effects", "outliers"))
 
-    if trust:
-        section.add(Text("**What holds up**\n\n" + "\n".join(f"- {t}" for t in trust)))
+    # At most VERDICT_SENTENCES points up front: what holds first, then the gravest cautions.
+    shown_trust = trust[:VERDICT_SENTENCES]
+    shown_distrust = distrust[: max(1, VERDICT_SENTENCES - len(shown_trust))]
+    more = trust[len(shown_trust) :] + distrust[len(shown_distrust) :]
+    if shown_trust:
+        section.add(Text("**What holds up**\n\n" + "\n".join(f"- {t}" for t in shown_trust)))
     section.add(
         Text(
-            "**What to distrust**\n\n" + "\n".join(f"- {d}" for d in distrust)
-            if distrust
+            "**What to distrust**\n\n" + "\n".join(f"- {d}" for d in shown_distrust)
+            if shown_distrust
             else "**What to distrust:** nothing stood out."
         )
     )
     table = _verdict_table(results)
     section.add(table)
+    section.add(_strategy_table(results))
+    if more:
+        section.add(Text("**Also note**\n\n" + "\n".join(f"- {m}" for m in more)))
     skipped = [f"{r.name}: {r.reason}" for r in results.steps.values() if r.status == "skipped"]
     if skipped and table.source != "tables/manifest.json":
         section.add(
@@ -702,6 +746,37 @@ def sort_effects(table: pd.DataFrame, groups) -> pd.DataFrame:
     )
 
 
+def _strategy_table(results) -> Table | None:
+    """Per effect and voting strategy: analyses agreeing with the majority / analyses."""
+    repro = results.table("effects", "reproducibility")
+    if not _has(repro, "region", "readout", "comparison", "majority_call"):
+        return None
+    table = sort_effects(repro, results.runs.get("effects", {}).get("groups", []))
+    rows = pd.DataFrame(
+        {"effect": table["region"].map(region_label) + " " + table["readout"] + " " + table["comparison"]}
+    )
+    for strategy in VOTING:
+        if f"{strategy}_agree" in table.columns:
+            rows[strategy_label(strategy)] = [
+                "–" if pd.isna(n) or n == 0 else f"{int(a)}/{int(n)}"
+                for a, n in zip(table[f"{strategy}_agree"], table[f"{strategy}_n"])
+            ]
+    if rows.shape[1] == 1:
+        return None
+    caption = (
+        "Per strategy: analyses that agree with the majority call / analyses of the strategy (– none tested)"
+    )
+    if len(rows) > MAX_TABLE_ROWS:
+        caption += f"; the first {MAX_TABLE_ROWS} of {len(rows)} effects, all in the CSV"
+        rows = rows.head(MAX_TABLE_ROWS)
+    return Table(
+        "verdict_strategies",
+        caption,
+        rows.reset_index(drop=True),
+        "tables/effects/reproducibility.csv",
+    )
+
+
 def _verdict_table(results) -> Table:
     repro = results.table("effects", "reproducibility")
     groups = results.runs.get("effects", {}).get("groups", [])
@@ -723,12 +798,6 @@ def _verdict_table(results) -> Table:
                 ],
             }
         )
-        for strategy in VOTING:
-            if f"{strategy}_agree" in table.columns:
-                rows[strategy_label(strategy)] = [
-                    "–" if pd.isna(n) or n == 0 else f"{int(a)}/{int(n)}"
-                    for a, n in zip(table[f"{strategy}_agree"], table[f"{strategy}_n"])
-                ]
         for level, label in (("animal", "animal level"), ("mixed", "mixed model")):
             if f"majority_call_{level}" in table.columns:
                 rows[label] = _text(table[f"majority_call_{level}"], "–").map(_bold_call).to_numpy()
@@ -737,11 +806,13 @@ def _verdict_table(results) -> Table:
                 "" if pd.isna(d) or not str(d) else listing([short_source(s) for s in str(d).split(";")], 3)
                 for d in table["dissenters"]
             ]
+        rows.insert(
+            0, "effect", rows.pop("region") + " " + rows.pop("readout") + " " + rows.pop("comparison")
+        )
         caption = (
             "Reproducibility of every effect: the majority call of the analyses at image level, how many "
-            "analyses agree with it (in all and per strategy: agreeing / analyses), the majority calls at "
-            "the "
-            "animal level and by the mixed model, and the analyses that disagree"
+            "analyses agree with it, the majority calls at the animal level and by the mixed model, and "
+            "the analyses that disagree (per strategy in the next table)"
         )
         if len(rows) > MAX_TABLE_ROWS:
             interesting = table[(table["_found"] == 0) | (table["_agreement"] < 1)]
@@ -2032,7 +2103,7 @@ def build_sections(results, runner=None) -> dict:
     """The document context: title, subtitle, date and the sections in reading order."""
     figures = FigureMaker(results.folder)
     sections = [
-        verdict_section(results),
+        verdict_section(results, figures),
         objectivity_section(results, figures),
         reliability_section(results, figures),
         validity_section(results, figures),

@@ -579,6 +579,10 @@ def call_matrix(effects: pd.DataFrame, reproducibility: pd.DataFrame, order: Seq
         eta2=float("nan"),
         mark=labels["majority_call"].map(marks).fillna("–"),
     )
+    # Two-line strip labels, so that a narrow panel (two ensembles) still shows its whole name.
+    table["strategy_label"] = table["strategy_label"].cat.rename_categories(
+        lambda c: str(c).replace(" ", "\n", 1)
+    )
     categories = [*table["strategy_label"].cat.categories, "majority"]
     sources = list(dict.fromkeys(table.sort_values(["strategy_label", "source"])["source"]))
     frame = pd.concat([table, majority[table.columns.intersection(majority.columns)]], ignore_index=True)

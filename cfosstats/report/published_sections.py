@@ -135,12 +135,11 @@ def published_verdict(results: list, figures, order: list[str]) -> list:
                 f"verdict_{result.name}",
                 call_matrix,
                 {"effects": pairs, "reproducibility": repro},
-                size=(min(11.0, 3.5 + 0.12 * n_sources), min(9.0, 1.2 + 0.28 * n_effects)),
+                size=(min(11.0, 5.0 + 0.1 * n_sources), min(9.0, 1.6 + 0.28 * n_effects)),
                 caption=f"{result.title}: each analysis' eta² per effect (darker = larger), "
                 "▲ significant increase, ▼ decrease; the last column is the majority call.",
                 alt=f"Grid of {n_effects} effects by {n_sources} analyses grouped by strategy, "
                 "coloured by eta².",
-                width=100,
                 order=order,
                 what="call matrix",
             )
