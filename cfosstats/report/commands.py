@@ -170,7 +170,13 @@ def report_command(
     if progress:
         from rich.console import Console
 
+        from cfosstats.tables_command import read_lines
+
         console = Console(highlight=False, soft_wrap=True)
+        for published in result.published:
+            console.print(f"{published.title}:", markup=False)
+            for line in read_lines(published):
+                console.print(f"  {line}", markup=False)
         for name, path in result.outputs.items():
             console.print(f"{name}: {path}", markup=False)
         console.print(

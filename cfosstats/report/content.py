@@ -281,7 +281,10 @@ def _call_matrix_figure(results, figures: FigureMaker | None):
         "verdict_calls",
         call_matrix,
         {"effects": pairs, "reproducibility": repro},
-        size=(min(11.0, 5.0 + 0.1 * n_sources), min(9.0, 1.6 + 0.28 * n_effects)),
+        size=(
+            min(11.0, 5.0 + 0.1 * n_sources),
+            min(10.0, 1.6 + 0.28 * n_effects + (1.6 if n_sources <= 20 else 0)),
+        ),
         caption="Every analysis' eta² per effect (darker = larger), ▲ significant increase, ▼ decrease; "
         "analyses grouped by strategy, the last column the majority call.",
         alt=f"Grid of {n_effects} effects by {n_sources} analyses grouped by strategy, coloured by eta².",

@@ -584,6 +584,10 @@ def call_matrix(effects: pd.DataFrame, reproducibility: pd.DataFrame, order: Seq
         lambda c: str(c).replace(" ", "\n", 1)
     )
     categories = [*table["strategy_label"].cat.categories, "majority"]
+    # Axis labels: a model's own name (an ensemble member's without its ensemble and extension).
+    short = table["source"].map(lambda s: str(s).rsplit("/", 1)[-1].removesuffix(".h5")[:28])
+    if short.groupby(short).transform(lambda x: table.loc[x.index, "source"].nunique()).max() == 1:
+        table["source"] = short
     sources = list(dict.fromkeys(table.sort_values(["strategy_label", "source"])["source"]))
     frame = pd.concat([table, majority[table.columns.intersection(majority.columns)]], ignore_index=True)
     frame["strategy_label"] = pd.Categorical(frame["strategy_label"].astype(str), categories=categories)

@@ -113,10 +113,4 @@ def build_table_report(
     steps = {"published": StepRecord("published", "computed", seconds=seconds)}
     report = ReportResult(config.name, folder, qmd, outputs, steps, seconds)
     report.published = results
-    if progress:
-        from rich.console import Console
-
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
-        for result in results:
-            console.print(f"published {result.name}: {result.title}", markup=False)
     return report

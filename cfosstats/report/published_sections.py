@@ -115,17 +115,15 @@ def published_verdict(results: list, figures, order: list[str]) -> list:
         repro = result.tables["reproducibility"]
         found = repro[repro["majority_call"] != "none"]
         n_analyses = int(repro["n_analyses"].max()) if len(repro) else 0
+        findings = _findings(repro, order)
         sentences = [
-            f"**{result.title}.** The majority of {n_analyses} analyses finds "
-            f"{len(found)} of {len(repro)} effects"
-            + (": " + "; ".join(_findings(repro, order)) + "." if len(found) else ".")
+            f"The majority of {n_analyses} analyses finds {len(found)} of {len(repro)} effects"
+            + (": " + "; ".join(findings) + "." if findings else ".")
         ]
-        sentences += [
-            s
-            for s in (_who_found_all(result), _reproduction_sentence(result), _defaults_sentence(result))
-            if s
-        ]
-        blocks.append(Text(" ".join(sentences[:5])))
+        extra = (_who_found_all(result), _reproduction_sentence(result), _defaults_sentence(result))
+        sentences += [s for s in extra if s]
+        bullets = "\n".join(f"- {s}" for s in sentences[:5])
+        blocks.append(Text(f"**{result.title}**\n\n{bullets}"))
         effects = result.tables["effects"]
         pairs = effects[(effects["level"] == "image") & (effects["comparison"] != "all")]
         n_sources = pairs["source"].nunique()
@@ -135,7 +133,10 @@ def published_verdict(results: list, figures, order: list[str]) -> list:
                 f"verdict_{result.name}",
                 call_matrix,
                 {"effects": pairs, "reproducibility": repro},
-                size=(min(11.0, 5.0 + 0.1 * n_sources), min(9.0, 1.6 + 0.28 * n_effects)),
+                size=(
+                    min(11.0, 5.0 + 0.1 * n_sources),
+                    min(10.0, 1.6 + 0.28 * n_effects + (1.6 if n_sources <= 20 else 0)),
+                ),
                 caption=f"{result.title}: each analysis' eta² per effect (darker = larger), "
                 "▲ significant increase, ▼ decrease; the last column is the majority call.",
                 alt=f"Grid of {n_effects} effects by {n_sources} analyses grouped by strategy, "
