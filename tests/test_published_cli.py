@@ -174,4 +174,4 @@ def test_mue_report_shows_table1(tmp_path, monkeypatch, source_data):
     assert variants[:3] == ["from scratch"] * 3 and variants[3:6] == ["fine-tuned"] * 3
     assert variants[6:9] == ["frozen"] * 3
     first = [cell.strip() for cell in body[0].split("|")]
-    assert first[2] == "mue_consensus1 ensemble" and first[5] == "25"
+    assert first[2] == "mue_consensus1 ensemble" and first[5] == "25" and first[3] == "1.000"

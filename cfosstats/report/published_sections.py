@@ -199,11 +199,11 @@ def _table1(result) -> pd.DataFrame | None:
             {
                 "initialization": variant,
                 "ensemble": names.loc[row["source"], "published_name"] or row["source"],
-                f"mean {row['group_a']}": row["mean_a"],
-                f"mean {row['group_b']}": row["mean_b"],
-                "U": row["statistic"],
-                "p": row["p_value"],
-                "eta²": row["eta2"],
+                f"mean {row['group_a']}": f"{row['mean_a']:.3f}",
+                f"mean {row['group_b']}": f"{row['mean_b']:.3f}",
+                "U": f"{row['statistic']:g}",
+                "p": f"{row['p_value']:.2g}",
+                "eta²": f"{row['eta2']:.3f}",
                 "call": row["call"],
             }
         )
@@ -278,7 +278,8 @@ def published_section(result, figures, order: list[str]) -> Section:
         )
     variation = result.tables["variation_per_effect"]
     between = result.tables["variation_between_strategies"]
-    if variation["eta2_sd"].notna().sum() > 2 and len(between):
+    n_effects = len(variation.groupby(["region", "readout", "comparison"])) if len(variation) else 0
+    if n_effects >= 5 and len(between):  # a spread over fewer effects says little
         h, p = between["kruskal_h"].iloc[0], between["kruskal_p"].iloc[0]
         section.add(
             figures.make(
