@@ -272,8 +272,8 @@ def _call_matrix_figure(results, figures: FigureMaker | None):
     ]
     pairs = pairs.dropna(subset=["eta2"])
     pairs = pairs.assign(source=pairs["source"].map(short_source))
-    if pairs.empty or repro.empty:
-        return None
+    if pairs.empty or repro.empty or not pairs["call"].isin(["increase", "decrease"]).any():
+        return None  # a grid of blank cells shows nothing the verdict's sentence does not say
     from cfosstats.report.figures import call_matrix
 
     n_sources, n_effects = pairs["source"].nunique(), len(repro)
@@ -770,8 +770,14 @@ def _strategy_table(results) -> Table | None:
         "Per strategy: analyses that agree with the majority call / analyses of the strategy (– none tested)"
     )
     if len(rows) > MAX_TABLE_ROWS:
-        caption += f"; the first {MAX_TABLE_ROWS} of {len(rows)} effects, all in the CSV"
-        rows = rows.head(MAX_TABLE_ROWS)
+        # As the verdict table: only effects found by the majority or contested, when there are many.
+        found = table["majority_call"].isin(["increase", "decrease"])
+        contested = table["n_agree"] < table["n_analyses"] if _has(table, "n_agree", "n_analyses") else found
+        keep = (found | contested).to_numpy()
+        if not keep.any():
+            return None
+        caption += f"; the {int(keep.sum())} of {len(rows)} effects found by majority or contested"
+        rows = rows[keep].head(MAX_TABLE_ROWS)
     return Table(
         "verdict_strategies",
         caption,
