@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cfosstats.datasets.statistics import read_statistics, read_variation_per_effect
+from cfosstats.datasets.statistics import read_statistics, read_variation_per_effect, read_variation_test
 from cfosstats.datasets.tables import read_quantification
 from cfosstats.errors import InputError
 from cfosstats.presets import CFOSSTATS, Settings, get_preset
@@ -48,11 +48,12 @@ class AnalysisSet:
     statistics: Path | None = None
     effect_sizes: Path | None = None
     variation: Path | None = None
+    variation_test: Path | None = None
     shipped: bool = False
 
     def files(self) -> dict[str, Path]:
         """Role -> file, for the files the set has."""
-        roles = ("quantification", "statistics", "effect_sizes", "variation")
+        roles = ("quantification", "statistics", "effect_sizes", "variation", "variation_test")
         return {r: getattr(self, r) for r in roles if getattr(self, r) is not None}
 
 
@@ -109,7 +110,8 @@ def shipped_sets(lab: str) -> list[AnalysisSet]:
     entries = tomllib.loads(manifest.read_text(encoding="utf-8")).get("set", [])
     sets = []
     for entry in entries:
-        roles = {r: entry.get(r) for r in ("quantification", "statistics", "effect_sizes", "variation")}
+        names = ("quantification", "statistics", "effect_sizes", "variation", "variation_test")
+        roles = {r: entry.get(r) for r in names}
         _verify(folder, [v for v in roles.values() if v])
         sets.append(
             AnalysisSet(
@@ -211,4 +213,11 @@ def analyse_set(
         result.tables["variation_reproduction"] = compare_variation(
             result.tables["variation_per_effect"], published
         )
+    if analysis_set.variation_test is not None:
+        test = read_variation_test(analysis_set.variation_test)
+        between = result.tables["variation_between_strategies"]
+        computed = {"kruskal_h": between["kruskal_h"].iloc[0], "kruskal_p": between["kruskal_p"].iloc[0]}
+        test["computed"] = test["quantity"].map(computed)
+        test["abs_difference"] = (test["computed"] - test["published"]).abs()
+        result.tables["variation_test_reproduction"] = test.dropna(subset=["computed"]).reset_index(drop=True)
     return result

@@ -117,6 +117,11 @@ def test_shipped_sets_match_the_shared_files(source_data):
         shipped["figure3"].quantification.read_bytes()
         == (source_data / "Figure_3_source_data" / "quantifications_CA1.csv").read_bytes()
     )
+    figure4 = analyse_set(shipped["figure4"], load_lab_config("wue1"))
+    test = figure4.tables["variation_test_reproduction"].set_index("quantity")
+    assert (
+        test.loc["kruskal_h", "abs_difference"] <= 1e-9 and test.loc["kruskal_p", "abs_difference"] <= 1e-12
+    )
     result = analyse_set(shipped_sets("mue")[0], load_lab_config("mue"))
     assert result.tables["reproduction"]["equal"].all()
     assert set(result.tables["quantification"]["initialization"]) == {

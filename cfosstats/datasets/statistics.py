@@ -364,3 +364,44 @@ def read_variation_per_effect(path: str | Path, config) -> pd.DataFrame:
     for column in ("eta_std", "eta_var", "eta_mean", "FDR", "vote_diff_count"):
         out[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
     return out
+
+
+def read_variation_test(path: str | Path) -> pd.DataFrame:
+    """The study's test of the variation per effect between strategies (Figure 4).
+
+    Reads ``stat_results_variation_per_effect.xlsx``.
+
+    Returns
+    -------
+    DataFrame
+        One row per published quantity: ``quantity`` (``kruskal_h``, ``kruskal_p``, ``mwu_u_<a>_<b>``,
+        ``mwu_p_<a>_<b>`` with strategies numbered 1 = consensus ensembles, 2 = consensus models,
+        3 = expert models, as the study), ``published``.
+
+    Examples
+    --------
+    >>> table = read_variation_test(
+    ...     "../shared/data/source_data/Figure_4_source_data/stat_results_variation_per_effect.xlsx")
+    >>> round(float(table.set_index("quantity").loc["kruskal_h", "published"]), 3)
+    26.472
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_excel(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot be read as a workbook: {str(exc).splitlines()[0]}") from None
+    if "Kruskal_Wallis_ANOVA_H_stat" not in frame.columns:
+        raise InputError(path, "missing column Kruskal_Wallis_ANOVA_H_stat")
+    row = frame.iloc[0]
+    rows = [
+        {"quantity": "kruskal_h", "published": float(row["Kruskal_Wallis_ANOVA_H_stat"])},
+        {"quantity": "kruskal_p", "published": float(row["Kruskal_Wallis_ANOVA_pval"])},
+    ]
+    for column in frame.columns:
+        match = re.fullmatch(r"MWU_(U_stat|pval)_grp(\d)_(\d)", str(column))
+        if match:
+            kind = "u" if match.group(1) == "U_stat" else "p"
+            rows.append(
+                {"quantity": f"mwu_{kind}_{match.group(2)}_{match.group(3)}", "published": float(row[column])}
+            )
+    return pd.DataFrame(rows, columns=["quantity", "published"])

@@ -88,11 +88,16 @@ def _reproduction_sentence(result) -> str:
     variation = result.tables.get("variation_reproduction")
     if variation is not None and len(variation):
         between = result.tables["variation_between_strategies"]
+        test = result.tables.get("variation_test_reproduction")
+        published = ""
+        if test is not None and len(test):
+            h = test.set_index("quantity")["published"].get("kruskal_h")
+            published = f" (published: H = {h:.3f})" if h is not None else ""
         return (
             f"From the published statistics, the variation per effect of {len(variation)} "
             f"effect x strategy pairs equals the study's (largest difference "
             f"{variation['abs_difference'].max():.1g}); Kruskal-Wallis across strategies H = "
-            f"{between['kruskal_h'].iloc[0]:.3f}, p = {between['kruskal_p'].iloc[0]:.2g}."
+            f"{between['kruskal_h'].iloc[0]:.3f}, p = {between['kruskal_p'].iloc[0]:.2g}{published}."
         )
     return ""
 
