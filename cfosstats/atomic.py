@@ -10,6 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Path, folder: bool) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a plain write would have had."""
+    mask = _umask()
+    os.chmod(path, (0o777 if folder else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
@@ -30,6 +42,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():
+            _default_mode(tmp, folder=False)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -37,16 +51,26 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
+def atomic_dir(target: str | Path, command: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds.
 
     An existing `target` is swapped out and deleted only after the new folder is in place.
+    With ``command`` (a command's output folder), `target` must be missing, empty or written by
+    cfosstats before (:func:`cfosstats.outputs.check_output`), and the new folder gets the
+    marker that says so.
     """
     target = Path(target)
+    if command is not None:
+        from cfosstats.outputs import check_output, mark
+
+        check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
         yield tmp
+        if command is not None:
+            mark(tmp, command)
+        _default_mode(tmp, folder=True)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

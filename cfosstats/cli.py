@@ -70,6 +70,20 @@ def _load(lab: str, data: Path | None, lab_config: Path | None):
     return load_lab(lab, data=data, config_path=lab_config)
 
 
+def lab_inputs(found) -> list[Path]:
+    """What a command reads of a lab: its folder and the data root holding it."""
+    root = Path(found.root)
+    return [root, root.parent]
+
+
+def check_out(out: Path, found=None, *extra: Path | None) -> None:
+    """The output contract (:func:`cfosstats.outputs.check_output`) before any work."""
+    from cfosstats.outputs import check_output
+
+    inputs = (lab_inputs(found) if found is not None else []) + [p for p in extra if p is not None]
+    check_output(out, inputs)
+
+
 @app.command()
 @reports_input_errors
 def labs() -> None:
@@ -176,6 +190,8 @@ def simulate(
     from cfosstats.datasets.simulate import simulate_study
     from cfosstats.registry import load_lab_config
 
+    check_out(out)
+
     root = simulate_study(
         out,
         config=load_lab_config(lab, lab_config),
@@ -207,6 +223,12 @@ def groundtruth(
     if method not in METHODS:
         fail(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
     found = _load(lab, data, lab_config)
+    check_out(out, found)
+    if not found.annotators:
+        fail(
+            f"{found.root / 'labels'}: lab {found.name} has no annotators' masks to estimate "
+            "a ground truth from"
+        )
     run = estimate_groundtruth(found, method, out, jobs=jobs, progress=True)
     console.print(
         f"{len(run.annotators['image_id'].unique())} estimated masks ({method}) and annotators.csv "
@@ -233,7 +255,14 @@ def agreement(
     """Object-level agreement of every annotator pair and against the estimated ground truth."""
     from cfosstats.objectivity import run_agreement
 
+    if not 0 < threshold < 1:
+        fail(f"--threshold must be between 0 and 1 (an IoU), got {threshold}")
+    from cfosstats.matching import CRITERIA
+
+    if criterion not in CRITERIA:
+        fail(f"unknown --criterion '{criterion}': choose from {', '.join(CRITERIA)}")
     found = _load(lab, data, lab_config)
+    check_out(out, found)
     if not found.annotators:
         fail(f"{found.root / 'labels'}: lab {found.name} has no annotators' masks to compare")
     result = run_agreement(found, out, threshold=threshold, jobs=jobs, criterion=criterion, progress=True)

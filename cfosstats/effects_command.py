@@ -119,6 +119,10 @@ def effects_command(
     _check_arguments(alpha, jobs, n_boot)
     config = load_lab_config(lab, lab_config)
     found = load_lab(config, data)
+    from cfosstats.outputs import check_output
+
+    root = Path(found.root)
+    check_output(out, [root, root.parent, *([predictions] if predictions is not None else [])])
     training = None
     if predictions is not None:
         from cfosstats.datasets.predictions import with_predictions

@@ -325,7 +325,7 @@ def estimate_groundtruth(
         warning_rows += _missing_warnings(image_id, missing, present)
         plans.append((image_id, present, _image_shape(lab, image_id)))
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, f"groundtruth --method {method}") as tmp:
         tasks = [
             (
                 image_id,
@@ -463,7 +463,7 @@ def run_agreement(
         "annotators": list(lab.annotators),
         "cfosstats_version": cfosstats.__version__,
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "agreement") as tmp:
         for name, table in tables.items():
             write_csv(tmp / f"{name}.csv", table)
         write_text(tmp / "run.json", json.dumps(run_info, indent=2) + "\n")

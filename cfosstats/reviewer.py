@@ -290,7 +290,7 @@ def run_table_effects(
     tables["warnings"] = pd.DataFrame(columns=["source", "region", "readout", "image_id", "message"])
     run = run_record(config, settings, alpha, dict(inputs or {}), tables)
     run["timings"] = {"total_s": round(time.perf_counter() - started, 3)}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "effects") as tmp:
         for name in (*TABLE_FILES, "warnings"):
             write_csv(tmp / f"{name}.csv", tables[name])
         write_text(tmp / "run.json", json.dumps(run, indent=2, default=str) + "\n")

@@ -13,30 +13,11 @@ from pathlib import Path
 
 from cfosstats.atomic import atomic_dir, write_csv, write_text
 from cfosstats.errors import InputError
+from cfosstats.outputs import check_output
 from cfosstats.published import AnalysisSet, analyse_set
 from cfosstats.reviewer import run_record
 
-__all__ = ["check_out_of_inputs", "read_lines", "tables_effects_command"]
-
-
-def check_out_of_inputs(out: Path, inputs: list[Path]) -> None:
-    """Refuse an ``--out`` that is the folder of an input file or a folder above it.
-
-    Examples
-    --------
-    >>> check_out_of_inputs(Path("results"), [Path("tables/q.csv")])
-    >>> check_out_of_inputs(Path("tables"), [Path("tables/q.csv")])
-    Traceback (most recent call last):
-    ...
-    cfosstats.errors.InputError: tables: --out would replace the folder of the input tables/q.csv
-    """
-    target = out.resolve()
-    for path in inputs:
-        folder = path.resolve().parent
-        if target == folder or target in folder.parents:
-            raise InputError(out, f"--out would replace the folder of the input {path}")
-        if target == path.resolve():
-            raise InputError(out, "--out names an input file")
+__all__ = ["read_lines", "tables_effects_command"]
 
 
 def read_lines(result) -> list[str]:
@@ -96,12 +77,12 @@ def tables_effects_command(
     inputs = [p for p in (quantification, statistics, effect_sizes, variation) if p is not None]
     if quantification is None and effect_sizes is None:
         raise InputError(None, "give --quantification FILE or --effect-sizes FILE")
-    check_out_of_inputs(out, inputs)
+    check_output(out, inputs)
     name = (quantification or effect_sizes).stem
     analysis_set = AnalysisSet(name, name, quantification, statistics, effect_sizes, variation)
     result = analyse_set(analysis_set, config, settings, alpha, columns=columns, strategies=strategies)
     run = run_record(config, result.settings, alpha, result.inputs, result.tables)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "effects") as tmp:
         for table_name, table in result.tables.items():
             write_csv(tmp / f"{table_name}.csv", table)
         write_text(tmp / "run.json", json.dumps(run, indent=2, default=str) + "\n")

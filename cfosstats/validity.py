@@ -1305,7 +1305,7 @@ def run_effects(
         store,
         {"measure_s": round(measured_at - started, 3), "total_s": round(time.perf_counter() - started, 3)},
     )
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "effects") as tmp:
         for name in FILES:
             write_csv(tmp / f"{name}.csv", tables[name])
         write_text(tmp / "run.json", json.dumps(run, indent=2, default=str) + "\n")

@@ -327,7 +327,7 @@ def test_run_agreement_on_a_stand_in_lab(tmp_path):
     assert written == sorted(
         [f"{n}.csv" for n in ("objects", "annotator_summary", "pairwise_f1", "pixel_dice",
                               "counts", "count_agreement", "bland_altman", "expert_range",
-                              "images", "warnings")] + ["run.json"]
+                              "images", "warnings")] + ["run.json", ".cfosstats-output.json"]
     )  # fmt: skip
     warnings_table = result.warnings
     assert warnings_table[["image_id", "source"]].values.tolist() == [["i2", "expert_3"]]

@@ -280,7 +280,7 @@ def test_estimate_groundtruth_writes_masks_table_and_warnings(tmp_path):
     run = estimate_groundtruth(lab, "majority", tmp_path / "out", jobs=1)
 
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["a_cFOS.png", "annotators.csv", "b_cFOS.png", "warnings.csv"]
+    assert files == [".cfosstats-output.json", "a_cFOS.png", "annotators.csv", "b_cFOS.png", "warnings.csv"]
     assert np.array_equal(read_mask(tmp_path / "out" / "a_cFOS.png"), majority_vote(masks))
     table = pd.read_csv(tmp_path / "out" / "annotators.csv", dtype={"image_id": str})
     assert list(table.columns) == [

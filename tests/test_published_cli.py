@@ -105,7 +105,11 @@ def test_out_over_the_input_is_refused(mue_table, tmp_path):
     path.parent.mkdir()
     mue_table.to_csv(path, index=False)
     result = _effects(path, tmp_path / "tables")
-    assert result.exit_code == 2 and "--out would replace the folder of the input" in result.output
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: {tmp_path / 'tables'}: --out holds the input {path}: name a new folder"
+    )
     assert path.is_file()
 
 

@@ -905,7 +905,9 @@ def _check_target(out: Path, config: LabConfig) -> None:
         raise InputError(out, "exists and is not a folder")
     entries = {p.name for p in out.iterdir()}
     earlier = (out / config.folder / SIMULATION_FILE).is_file()
-    if entries and not (earlier and entries <= {MAPPING_FILE, config.folder}):
+    from cfosstats.outputs import MARKER
+
+    if entries and not (earlier and entries <= {MAPPING_FILE, config.folder, MARKER}):
         raise InputError(out, "is not empty and not a simulated study; refusing to replace it")
 
 
@@ -1000,7 +1002,7 @@ def simulate_study(
         "predictions": predictions,
         "image_format": "tif, 8-bit",
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "simulate") as tmp:
         lab = tmp / config.folder
         records = []
         for spec in _progress(specs, progress):

@@ -137,6 +137,9 @@ def report_command(
         if not sets or data is not None:
             raise
         found, why = None, exc.message
+    _check_report_out(
+        Path(out), config.name, found, [p for s in sets for p in s.files().values() if not s.shipped]
+    )
     try:
         if found is None:
             from cfosstats.report.published_report import build_table_report
@@ -183,6 +186,19 @@ def report_command(
             f"report.qmd, figures and tables: {result.folder} ({result.seconds:.1f} s)", markup=False
         )
     return result
+
+
+def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
+    """``--out`` receives ``<lab>/``: the root may hold other files, ``<lab>/`` only cfosstats's."""
+    from cfosstats.outputs import check_output, mark, written_by_cfosstats
+
+    inputs = [*tables, *([Path(found.root), Path(found.root).parent] if found is not None else [])]
+    check_output(out, inputs, foreign_ok=True)
+    folder = out / lab
+    check_output(folder, inputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not written_by_cfosstats(folder):
+        mark(folder, "report")
 
 
 def _settings(tables: dict):
