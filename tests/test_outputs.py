@@ -1,0 +1,128 @@
+"""The output contract: no --out of any command can delete or change data cfosstats did not write."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cfosstats.cli import app
+from cfosstats.outputs import MARKER
+
+pytestmark = pytest.mark.realdata
+RUNNER = CliRunner()
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture()
+def world(train_data, tmp_path, monkeypatch):
+    """A copy of the real lab-mue under tmp/project/data, a foreign folder, a file, a cwd."""
+    project = tmp_path / "project"
+    data = project / "data"
+    shutil.copytree(train_data / "lab-mue", data / "lab-mue")
+    (project / "notes").mkdir()
+    (project / "notes" / "keep.txt").write_text("mine", encoding="utf-8")
+    (project / "a_file.txt").write_text("a file", encoding="utf-8")
+    work = project / "work"
+    work.mkdir()
+    (work / "analysis.py").write_text("print('mine')\n", encoding="utf-8")
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("CFOSSTATS_DATA", raising=False)
+    return project
+
+
+COMMANDS = {
+    "groundtruth": ["groundtruth", "--lab", "mue", "--data", "{data}"],
+    "agreement": ["agreement", "--lab", "mue", "--data", "{data}"],
+    "effects": ["effects", "--lab", "mue", "--data", "{data}", "--n-boot", "0"],
+    "predict": ["predict", "--lab", "mue", "--data", "{data}", "--model", "wue1/consensus_ensemble"],
+    "train": ["train", "--lab", "mue", "--data", "{data}", "--strategy", "consensus", "--steps", "2"],
+    "report": ["report", "--lab", "mue", "--data", "{data}", "--format", "html"],
+    "simulate": ["simulate", "--lab", "demo"],
+}
+PLACES = {
+    "data root": ("{data}", "is the input|holds the input"),
+    "lab folder": ("{data}/lab-mue", "is the input|holds the input"),
+    "parent of the data": ("{project}", "holds the input|did not write"),
+    "current directory": (".", "is the current directory"),
+    "existing file": ("{project}/a_file.txt", "names an existing file"),
+    "foreign folder": ("{project}/notes", "holds files cfosstats did not write"),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_out_that_could_destroy_data_is_refused(world, command):
+    before = _tree(world)
+    fill = {"data": str(world / "data"), "project": str(world)}
+    for place, (where, expected) in PLACES.items():
+        if command == "train" and place == "foreign folder":
+            continue  # a library root keeps foreign files: train only adds <lab>/<model> files
+        if command == "simulate" and place in ("data root", "lab folder"):
+            expected = "did not write|not a simulated study"
+        if command == "report" and place in ("foreign folder", "parent of the data"):
+            continue  # report writes only <out>/<lab>/, checked below
+        args = [a.format(**fill) for a in COMMANDS[command]] + ["--out", where.format(**fill)]
+        result = RUNNER.invoke(app, args)
+        assert result.exit_code == 2, (command, place, result.output)
+        line = result.output.strip()
+        assert line.startswith("error: ") and "\n" not in line and "Traceback" not in line, line
+        assert any(e in line for e in expected.split("|")), (command, place, line)
+        assert _tree(world) == before, (command, place)
+
+
+def test_report_lab_folder_must_be_its_own(world):
+    foreign = world / "reports" / "mue"
+    foreign.mkdir(parents=True)
+    (foreign / "draft.docx").write_bytes(b"mine")
+    result = RUNNER.invoke(
+        app, ["report", "--lab", "mue", "--data", str(world / "data"), "--out", str(world / "reports")]
+    )
+    assert result.exit_code == 2 and "holds files cfosstats did not write" in result.output
+    assert (foreign / "draft.docx").read_bytes() == b"mine"
+
+
+def test_outputs_are_readable_by_others_and_marked(world, tmp_path):
+    out = tmp_path / "agreement"
+    result = RUNNER.invoke(
+        app, ["agreement", "--lab", "mue", "--data", str(world / "data"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / MARKER).is_file()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+    # A second run replaces its own earlier output.
+    again = RUNNER.invoke(
+        app, ["agreement", "--lab", "mue", "--data", str(world / "data"), "--out", str(out)]
+    )
+    assert again.exit_code == 0, again.output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_option_ranges_are_one_line_errors(world, tmp_path):
+    data = str(world / "data")
+    cases = [
+        (["agreement", "--lab", "mue", "--data", data, "--out", str(tmp_path / "a"), "--threshold", "2"],
+         "error: --threshold must be between 0 and 1 (an IoU), got 2.0"),
+        (["agreement", "--lab", "mue", "--data", data, "--out", str(tmp_path / "a"), "--criterion", "bogus"],
+         "error: unknown --criterion 'bogus': choose from gt, ge"),
+        (["report", "--lab", "mue", "--data", data, "--out", str(tmp_path / "r"), "--alpha", "2"],
+         "error: --alpha must be between 0 and 1, got 2.0"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = RUNNER.invoke(app, args)
+        assert result.exit_code == 2 and result.output.strip() == message, (args, result.output)
