@@ -31,5 +31,13 @@ class InputError(Exception):
         return (type(self), (self.path, self.message))
 
 
+class NothingToAnalyse(InputError):
+    """The data lack what an analysis needs (no conditions, one group): a property, not an error.
+
+    A report skips the analysis and says why; a command that exists for that analysis ends with
+    the message and exit code 2, like any :class:`InputError`.
+    """
+
+
 class InputWarning(UserWarning):
     """A problem with the input that analysis can go on without (recorded, never silent)."""

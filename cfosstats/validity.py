@@ -139,7 +139,7 @@ import cfosstats
 from cfosstats.atomic import atomic_dir, write_csv, write_text
 from cfosstats.datasets.lab import LabelSource
 from cfosstats.datasets.layout import ENSEMBLE_UNET
-from cfosstats.errors import InputError
+from cfosstats.errors import InputError, NothingToAnalyse
 from cfosstats.imageio import read_image, read_mask
 from cfosstats.matching import match_labels
 from cfosstats.objects import label_objects
@@ -248,14 +248,14 @@ def resolve_grouping(lab) -> Grouping:
         order = tuple(sorted(set(metadata["stratum"].dropna().astype(str)), key=_stratum_key))
         grouping = Grouping("strata", "stratum", order)
     else:
-        raise InputError(
+        raise NothingToAnalyse(
             lab.root,
             "no groups to compare: the metadata names no conditions (image_mapping.xlsx) and no "
             f"strata ({lab.config.strata_file or f'groups_{lab.config.name}.csv'})",
         )
     if len(grouping.order) < 2:
         singular = {"conditions": "condition", "strata": "stratum"}[grouping.name]
-        raise InputError(lab.root, f"only one {singular} ({grouping.order[0]}): nothing to compare")
+        raise NothingToAnalyse(lab.root, f"only one {singular} ({grouping.order[0]}): nothing to compare")
     return grouping
 
 

@@ -126,3 +126,14 @@ def test_option_ranges_are_one_line_errors(world, tmp_path):
     for args, message in cases:
         result = RUNNER.invoke(app, args)
         assert result.exit_code == 2 and result.output.strip() == message, (args, result.output)
+
+
+def test_report_with_a_truncated_image_fails_loudly(world, tmp_path):
+    image = sorted((world / "data" / "lab-mue" / "images").iterdir())[0]
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    out = tmp_path / "reports"
+    result = RUNNER.invoke(app, ["report", "--lab", "mue", "--data", str(world / "data"), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"error: {image}") and "Traceback" not in result.output
+    assert not (out / "mue" / "report.html").exists()

@@ -516,7 +516,7 @@ def _effects(runner: Runner) -> None:
     training: dict[str, set[str]] = {}
     if results.prediction_root is not None:
         training = {k: v for k, v in _in_sample(results, lab).items() if k.startswith("library/")}
-    from cfosstats.errors import InputError
+    from cfosstats.errors import InputError, NothingToAnalyse
 
     try:
         runner.run(
@@ -543,13 +543,14 @@ def _effects(runner: Runner) -> None:
             description=f"effects: {len(lab.label_sources)} label sets x {len(lab.image_ids)} images "
             "(quantification, tests, reproducibility)",
         )
-    except InputError as exc:
+    except NothingToAnalyse as exc:
+        # A property of the data (no conditions): the report says so and goes on.
         runner.cache.forget("effects")
         runner.skip("effects", exc.message if exc.path is None else f"{exc.message} ({exc.path})")
-    except (ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
-        # The report still shows objectivity and says plainly that this part failed.
+    except InputError:
+        # Bad input is never a "skipped" step: the command ends with the one-line error.
         runner.cache.forget("effects")
-        runner.skip("effects", f"the validity analysis failed ({type(exc).__name__}: {exc})")
+        raise
 
 
 def _run_effects(*args, **kwargs):
