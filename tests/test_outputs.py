@@ -137,3 +137,68 @@ def test_report_with_a_truncated_image_fails_loudly(world, tmp_path):
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"error: {image}") and "Traceback" not in result.output
     assert not (out / "mue" / "report.html").exists()
+
+
+def _report(world, out):
+    from cfosstats.datasets import load_lab
+    from cfosstats.report import build_report
+
+    return build_report(load_lab("mue", data=world / "data"), out, formats=("html",))
+
+
+def _document(folder: Path) -> str:
+    """report.qmd without its timestamps and timings (the provenance rows of each step)."""
+    import re
+
+    text = (folder / "report.qmd").read_text(encoding="utf-8")
+    stamp = re.compile(r"20\d\d-\d\d-\d\d[ T]\d\d:\d\d")
+    return "\n".join(line for line in text.splitlines() if not stamp.search(line))
+
+
+def test_a_damaged_cache_is_recomputed_never_rendered(world, tmp_path):
+    import json
+
+    clean = _report(world, tmp_path / "clean")
+    folder = clean.folder
+    reference = _document(folder)
+    tables = {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "tables").rglob("*.csv")}
+    clean_figures = {p.name: p.read_bytes() for p in (folder / "figures").glob("*.png")}
+
+    def truncate(f):
+        path = f / "tables" / "objectivity" / "pairwise_f1.csv"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return "objectivity"
+
+    def change_figure(f):
+        path = sorted((f / "figures").glob("*.png"))[0]
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        return None
+
+    def delete(f):
+        (f / "tables" / "groundtruth" / "annotators.csv").unlink()
+        return "groundtruth"
+
+    def edit_manifest(f):
+        path = f / "tables" / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["steps"]["objectivity"]["sha256"]["pairwise_f1.csv"] = "0" * 64
+        path.write_text(json.dumps(manifest))
+        return "objectivity"
+
+    for damage in (truncate, change_figure, delete, edit_manifest):
+        step = damage(folder)
+        again = _report(world, tmp_path / "clean")
+        if step is not None:
+            assert again.steps[step].status == "computed", (damage.__name__, again.steps[step])
+            assert "recomputed" in again.steps[step].note or damage is delete
+        assert _document(folder) == reference, damage.__name__
+        now = {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "tables").rglob("*.csv")}
+        assert now == tables, damage.__name__
+    figures = {p.name: p.read_bytes() for p in (folder / "figures").glob("*.png")}
+    assert figures == clean_figures  # the damaged figure was drawn again, byte for byte
+    warm = _report(world, tmp_path / "clean")
+    assert all(r.status in ("cached", "skipped") for n, r in warm.steps.items() if n != "published"), (
+        warm.steps
+    )

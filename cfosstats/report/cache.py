@@ -6,7 +6,8 @@ figures) is stored in its own folder under ``<out>/<lab>/tables/<step>/`` and re
 holding the step's name and version, the cfosstats version, the lab's registry entry, the
 step's parameters and the SHA-256 of every input file the step reads (images, masks, region
 masks, model cards, ...). A later run recomputes a step only when its key differs (an input
-file, a parameter, the registry entry or the package changed) or a stored file is missing.
+file, a parameter, the registry entry or the package changed) or a stored file is missing or
+changed: each is checked against the SHA-256 the manifest recorded when it was written.
 
 File checksums are memoised per run by (path, size, modification time), so each input file is
 read once per run however many steps use it.
@@ -208,15 +209,30 @@ class ResultsCache:
         return folder
 
     def lookup(self, step: str, key: str) -> Path | None:
-        """The step's folder when it was made from the same inputs and is complete, else None."""
+        """The step's folder when it was made from the same inputs and is intact, else None."""
+        return self.verify(step, key)[0]
+
+    def verify(self, step: str, key: str) -> tuple[Path | None, str]:
+        """(folder, "") when the step's folder holds exactly what was recorded for `key`.
+
+        Every recorded file is checked against its SHA-256 in the manifest, so a table cut
+        short, a changed byte or a missing file is never reused: (None, why) then, and the step
+        is recomputed. A record of other inputs gives (None, "").
+        """
         record = self.steps.get(step)
         if not record or record.get("key") != key:
-            return None
+            return None, ""
         folder = self.root / step
-        files = record.get("files", [])
-        if not folder.is_dir() or not all((folder / name).is_file() for name in files):
-            return None
-        return folder
+        digests = record.get("sha256")
+        if not isinstance(digests, dict):
+            return None, "the cache holds no checksums of its tables"
+        for name, digest in sorted(digests.items()):
+            path = folder / name
+            if not path.is_file():
+                return None, f"cached {step}/{name} is missing"
+            if sha256_file(path) != digest:
+                return None, f"cached {step}/{name} changed since it was written"
+        return folder, ""
 
     def record(self, step: str, key: str, seconds: float, info: Mapping[str, Any] | None = None) -> None:
         """Record that the step's folder now holds the results for `key` (manifest written now)."""
@@ -225,6 +241,7 @@ class ResultsCache:
         self.steps[step] = {
             "key": key,
             "files": files,
+            "sha256": {name: sha256_file(folder / name) for name in files},
             "seconds": round(float(seconds), 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "info": _jsonable(dict(info or {})),

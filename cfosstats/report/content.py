@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.report.cache import canonical_json
+from cfosstats.report.cache import canonical_json, sha256_file
 from cfosstats.report.document import Code, Figure, Note, Section, Table, Text
 from cfosstats.report.figures import MissingData, strategy_label, truthy
 
@@ -198,7 +198,7 @@ class FigureMaker:
         path = self.folder / f"{name}.png"
         key = self.key(name, tables, {"size": size, **options})
         self.used.add(path.name)
-        if self.index.get(name) != key or not path.is_file():
+        if not self._intact(name, key, path):
             from cfosstats.report.figures import save
 
             try:
@@ -207,9 +207,7 @@ class FigureMaker:
                 self.index.pop(name, None)
                 return Note(f"{what or name}: {exc}.")
             save(plot, path, *size)
-            self.index[name] = key
-            self.drawn.append(name)
-            self._write_index()
+            self._remember(name, key, path)
         if width is None:  # about the natural size in the HTML (text ~900 px wide, figures at 110 dpi)
             width = max(30, min(100, round(size[0] * 12)))
         return Figure(name, f"figures/{path.name}", caption, alt, width)
@@ -220,12 +218,22 @@ class FigureMaker:
         key_document = {"v": FIGURES_VERSION, "code": _code_digest(), **key_document}
         key = hashlib.sha256(canonical_json(key_document).encode()).hexdigest()
         self.used.add(path.name)
-        if self.index.get(name) != key or not path.is_file():
+        if not self._intact(name, key, path):
             draw(path)
-            self.index[name] = key
-            self.drawn.append(name)
-            self._write_index()
+            self._remember(name, key, path)
         return path
+
+    def _intact(self, name: str, key: str, path: Path) -> bool:
+        """Whether the PNG was drawn for `key` and is byte for byte what was drawn."""
+        entry = self.index.get(name)
+        if not isinstance(entry, dict) or entry.get("key") != key or not path.is_file():
+            return False
+        return sha256_file(path) == entry.get("sha256")
+
+    def _remember(self, name: str, key: str, path: Path) -> None:
+        self.index[name] = {"key": key, "sha256": sha256_file(path)}
+        self.drawn.append(name)
+        self._write_index()
 
     def _write_index(self) -> None:
         from cfosstats.atomic import write_text

@@ -72,6 +72,7 @@ class StepRecord:
     reason: str = ""
     seconds: float = 0.0
     key: str = ""
+    note: str = ""  # said on the terminal only (e.g. a damaged cache recomputed), not in the report
 
 
 @dataclass
@@ -148,8 +149,8 @@ class Progress:
             return
         mark = {"computed": "[green]✓[/]", "cached": "[cyan]●[/]", "skipped": "[yellow]–[/]"}[record.status]
         detail = f"{record.status}" + (f" in {record.seconds:.1f} s" if record.status == "computed" else "")
-        if record.reason:
-            detail += f": {record.reason}"
+        if record.reason or record.note:
+            detail += f": {record.reason or record.note}"
         self.console.print(f"{mark} {record.name}: {detail}")
 
 
@@ -233,7 +234,7 @@ class Runner:
         with self.progress.status(f"{step}: checking inputs"):
             digests = self.hasher.digests(files)
         key = cache_key(step, {"lab": _config_record(self.results.lab), **parameters}, digests, version)
-        folder = self.cache.lookup(step, key)
+        folder, damaged = self.cache.verify(step, key)
         if folder is not None:
             record = StepRecord(step, "cached", key=key)
         else:
@@ -243,7 +244,8 @@ class Runner:
                 compute(folder)
             seconds = time.perf_counter() - started
             self.cache.record(step, key, seconds, {"parameters": parameters, "n_inputs": len(digests)})
-            record = StepRecord(step, "computed", seconds=seconds, key=key)
+            why = f"recomputed: {damaged}" if damaged else ""
+            record = StepRecord(step, "computed", seconds=seconds, key=key, note=why)
         self.results.steps[step] = record
         self.results.tables[step] = read_tables(folder)
         run_json = folder / "run.json"
@@ -665,7 +667,9 @@ def _render(
     outputs = {name: folder / f"report.{name}" for name in formats}
     key = cache_key("render", {"engine": engine, "formats": list(formats)}, digests, RENDER_VERSION)
     record = runner.cache.steps.get("render", {})
-    if record.get("key") == key and all(p.is_file() for p in outputs.values()):
+    rendered = record.get("outputs", {})
+    intact = all(p.is_file() and rendered.get(p.name) == sha256_file(p) for p in outputs.values())
+    if record.get("key") == key and intact:
         step = StepRecord("render", "cached", key=key)
     else:
         started = time.perf_counter()
@@ -679,6 +683,7 @@ def _render(
         runner.cache.steps["render"] = {
             "key": key,
             "files": [],
+            "outputs": {p.name: sha256_file(p) for p in outputs.values()},
             "seconds": round(step.seconds, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "info": {},
