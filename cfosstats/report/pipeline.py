@@ -53,7 +53,7 @@ from typing import Any
 import pandas as pd
 
 import cfosstats
-from cfosstats.atomic import write_csv, write_text
+from cfosstats.atomic import atomic_dir, write_csv, write_text
 from cfosstats.report.cache import FileHasher, ResultsCache, cache_key, canonical_json, sha256_file
 
 ESTIMATED_GT = "est_GT"
@@ -239,9 +239,12 @@ class Runner:
             record = StepRecord(step, "cached", key=key)
         else:
             started = time.perf_counter()
-            folder = self.cache.folder(step)
-            with self.progress.status(description or f"{step}: computing"):
-                compute(folder)
+            # Computed beside the old folder and swapped in only when complete: an interrupted
+            # update leaves the previous tables (and report) as they were.
+            with atomic_dir(self.cache.root / step) as staging:
+                with self.progress.status(description or f"{step}: computing"):
+                    compute(staging)
+            folder = self.cache.root / step
             seconds = time.perf_counter() - started
             self.cache.record(step, key, seconds, {"parameters": parameters, "n_inputs": len(digests)})
             why = f"recomputed: {damaged}" if damaged else ""
