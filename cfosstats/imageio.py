@@ -86,7 +86,8 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a binary mask in any common encoding as a bool array.
 
-    Foreground is every non-zero pixel (any channel of RGB, palette index > 0). Masks with more
+    Foreground is every non-zero pixel (any channel of RGB, palette index > 0; for an RGBA mask
+    whose colour is solid and whose alpha varies, the opaque pixels). Masks with more
     than two distinct values are refused when they look like label images or soft maps would
     be misread: a mask is accepted when it has at most two values, the lower being background.
 
@@ -108,7 +109,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     [[False, True], [True, False]]
     """
     array = _read_array(path)
-    if array.ndim == 3:
+    if array.ndim == 3 and array.shape[-1] == 4 and _mask_in_alpha(array):
+        array = array[..., 3]
+    elif array.ndim == 3:
         array = _combine_channels(array[..., :3] if array.shape[-1] >= 3 else array, np.bitwise_or)
     if array.ndim != 2:
         raise InputError(path, f"expected a 2-D mask, found shape {array.shape}")
@@ -124,6 +127,18 @@ def read_mask(path: str | Path) -> np.ndarray:
     if values.size == 2 and values[0] != 0:
         raise InputError(path, f"mask is not binary: background value {values[0]} is not 0")
     return array > 0
+
+
+def _mask_in_alpha(rgba: np.ndarray) -> bool:
+    """Whether an RGBA mask keeps its mask in the alpha channel: colour solid, alpha varying.
+
+    Such files (a solid colour, objects opaque, background transparent) would otherwise read as
+    all foreground. When the colour varies, the colour is the mask and alpha is ignored.
+    """
+    rgb, alpha = rgba[..., :3], rgba[..., 3]
+    if alpha.min() == alpha.max():
+        return False
+    return bool((rgb == rgb.reshape(-1, rgb.shape[-1])[0]).all())
 
 
 def _distinct_values(array: np.ndarray) -> np.ndarray:

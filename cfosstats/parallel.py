@@ -12,6 +12,18 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 
+def progress_bar(*columns, enabled: bool = True, transient: bool = True):
+    """A rich progress bar on stderr, shown only on a terminal (a pipe or a log gets no bar and
+    no stray blank line before an error message)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    return Progress(
+        *columns, console=console, transient=transient, disable=not (enabled and console.is_terminal)
+    )
+
+
 def _call(function_and_arguments: tuple[Callable, tuple]) -> Any:
     function, arguments = function_and_arguments
     return function(*arguments)
@@ -59,9 +71,7 @@ def map_tasks(
     tracker = None
     try:
         if progress:
-            from rich.progress import Progress
-
-            tracker = Progress(transient=True)
+            tracker = progress_bar()
             tracker.start()
             task_id = tracker.add_task(description, total=len(tasks))
         if pool is not None and while_waiting is not None:

@@ -202,3 +202,23 @@ def test_a_damaged_cache_is_recomputed_never_rendered(world, tmp_path):
     assert all(r.status in ("cached", "skipped") for n, r in warm.steps.items() if n != "published"), (
         warm.steps
     )
+
+
+def test_rgba_mask_in_the_alpha_channel(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from cfosstats.imageio import read_mask
+
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 3:6] = True
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255  # solid white everywhere: the mask is only in alpha
+    rgba[..., 3] = np.where(mask, 255, 0)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    assert np.array_equal(read_mask(tmp_path / "alpha.png"), mask)
+    coloured = rgba.copy()
+    coloured[..., :3] = np.where(mask[..., None], 255, 0)
+    coloured[..., 3] = 255  # opaque everywhere: the colour is the mask
+    Image.fromarray(coloured, "RGBA").save(tmp_path / "colour.png")
+    assert np.array_equal(read_mask(tmp_path / "colour.png"), mask)

@@ -915,9 +915,9 @@ def _progress(specs: list[ImageSpec], show: bool) -> Iterator[ImageSpec]:
     if not show:
         yield from specs
         return
-    from rich.progress import Progress
+    from cfosstats.parallel import progress_bar
 
-    with Progress(transient=True) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("simulating images", total=len(specs))
         for spec in specs:
             yield spec

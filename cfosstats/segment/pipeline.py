@@ -67,15 +67,18 @@ def versions() -> dict[str, str]:
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(
+    from cfosstats.parallel import progress_bar
+
+    return progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
-        disable=not enabled,
+        enabled=enabled,
+        transient=False,
     )
 
 
