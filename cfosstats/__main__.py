@@ -1,3 +1,3 @@
-from cfosstats.cli import main
+from cfosstats.entry import main
 
 main()

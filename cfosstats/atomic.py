@@ -10,6 +10,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def remove_leftovers(target: str | Path) -> list[Path]:
+    """Remove what a killed write to `target` left beside it (``.<name>.*.part``, ``.<name>.old-*``).
+
+    Only names this module makes are touched; an interrupt removes them itself, a ``kill -9``
+    cannot, so the next write repairs it. Returns what was removed.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for pattern in (f".{target.name}.*.part", f".{target.name}.old-*"):
+        for path in target.parent.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -37,6 +57,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
@@ -64,8 +85,11 @@ def atomic_dir(target: str | Path, command: str | None = None) -> Iterator[Path]
         from cfosstats.outputs import check_output, mark
 
         check_output(target)
+    created = [p for p in reversed(target.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    done = False
     try:
         yield tmp
         if command is not None:
@@ -76,11 +100,17 @@ def atomic_dir(target: str | Path, command: str | None = None) -> Iterator[Path]
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
         os.replace(tmp, target)
+        done = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            # A failed or interrupted write leaves no empty folders it made on the way.
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def write_text(target: str | Path, text: str) -> Path:

@@ -7,7 +7,6 @@ and no traceback.
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -371,9 +370,7 @@ app.command("models")(reports_input_errors(segment_commands.models))
 
 
 def main() -> None:
-    """Console entry point."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    """Console entry point (see :func:`cfosstats.entry.main`, which handles Ctrl-C)."""
+    from cfosstats.entry import main as entry_main
+
+    entry_main()

@@ -7,9 +7,27 @@ worker travels back and is raised again in the caller.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+
+def _ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group; only the parent handles it
+    (it stops the workers), so a worker never prints a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a pool at once: cancel what has not started and terminate the running workers."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def progress_bar(*columns, enabled: bool = True, transient: bool = True):
@@ -62,13 +80,14 @@ def map_tasks(
     """
     pool = None
     if jobs > 1 and len(tasks) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)))
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_ignore_interrupts)
         # Executor.map submits every task now, so the workers are forked before the progress
         # bar starts its refresh thread.
         results: Iterable[Any] = pool.map(_call, [(function, task) for task in tasks])
     else:
         results = (function(*task) for task in tasks)
     tracker = None
+    interrupted = False
     try:
         if progress:
             tracker = progress_bar()
@@ -80,9 +99,14 @@ def map_tasks(
             if tracker is not None:
                 tracker.advance(task_id)
             yield result
+    except (KeyboardInterrupt, SystemExit):
+        interrupted = True
+        raise
     finally:
         if tracker is not None:
             tracker.stop()
-        if pool is not None:
+        if pool is not None and interrupted:
+            _stop(pool)  # within seconds, however long the running tasks would take
+        elif pool is not None:
             # When the caller stops early (an input error), drop the work not yet started.
             pool.shutdown(wait=True, cancel_futures=True)

@@ -222,3 +222,43 @@ def test_rgba_mask_in_the_alpha_channel(tmp_path):
     coloured[..., 3] = 255  # opaque everywhere: the colour is the mask
     Image.fromarray(coloured, "RGBA").save(tmp_path / "colour.png")
     assert np.array_equal(read_mask(tmp_path / "colour.png"), mask)
+
+
+def test_ctrl_c_ends_a_report_cleanly_and_the_next_run_repairs(world, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out):
+        return [sys.executable, "-m", "cfosstats", "report", "--lab", "mue", "--data", str(world / "data"),
+                "--out", str(out), "--format", "html", "--jobs", "2"]  # fmt: skip
+
+    out = tmp_path / "reports"
+    interrupted = 0
+    for delay in (0.3, 1.5, 3.0, 5.0, 7.0):
+        process = subprocess.Popen(
+            command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
+        )
+        time.sleep(delay)
+        if process.poll() is not None:
+            continue  # finished before the interrupt
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers too
+        sent = time.perf_counter()
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert time.perf_counter() - sent < 10
+        assert "interrupted" in err and "Traceback" not in err, err
+        interrupted += 1
+        leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".part") or ".old-" in p.name]
+        assert leftovers == [], leftovers
+        if out.exists():
+            empty = [d for d in out.rglob("*") if d.is_dir() and not any(d.iterdir())]
+            assert empty == [], empty
+    assert interrupted >= 3
+    subprocess.run(command(out), check=True, capture_output=True, timeout=300)
+    subprocess.run(command(tmp_path / "clean"), check=True, capture_output=True, timeout=300)
+    clean = tmp_path / "clean"
+    assert _document(out / "mue").replace(str(out), "OUT") == _document(clean / "mue").replace(
+        str(clean), "OUT"
+    )

@@ -137,6 +137,8 @@ def report_command(
         if not sets or data is not None:
             raise
         found, why = None, exc.message
+    folder = Path(out) / config.name
+    new_folder = not folder.exists()
     _check_report_out(
         Path(out), config.name, found, [p for s in sets for p in s.files().values() if not s.shipped]
     )
@@ -169,7 +171,11 @@ def report_command(
                 published=published,
             )
     except (RenderError, ValueError) as exc:
+        _remove_skeleton(folder, new_folder)
         raise InputError(None, str(exc)) from None
+    except BaseException:
+        _remove_skeleton(folder, new_folder)
+        raise
     if progress:
         from rich.console import Console
 
@@ -199,6 +205,18 @@ def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not written_by_cfosstats(folder):
         mark(folder, "report")
+
+
+def _remove_skeleton(folder: Path, new_folder: bool) -> None:
+    """After a failed first run, remove the report folder if it holds no file but the marker."""
+    import shutil
+
+    from cfosstats.outputs import MARKER
+
+    if not new_folder or not folder.is_dir():
+        return
+    if all(p.is_dir() or p.name == MARKER for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _settings(tables: dict):
