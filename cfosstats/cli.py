@@ -190,7 +190,10 @@ def simulate(
     from cfosstats.registry import load_lab_config
 
     check_out(out)
-
+    if effect <= -1:
+        fail(f"--effect must be greater than -1 (density and brightness x (1 + effect)), got {effect}")
+    if animal_sd < 0:
+        fail(f"--animal-sd must not be negative, got {animal_sd}")
     root = simulate_study(
         out,
         config=load_lab_config(lab, lab_config),

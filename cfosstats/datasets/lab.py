@@ -243,6 +243,15 @@ class Lab:
         and every mask's shape is compared with its image's.
         """
         problems = list(self.problems)
+        if not self.annotators:
+            problems.append(
+                Problem(
+                    "warning",
+                    str(Path(self.root) / "labels"),
+                    "no annotators' masks: objectivity (agreement, estimated ground truth) "
+                    "cannot be assessed",
+                )
+            )
         shapes: dict[str, tuple[int, int]] = {}
         tasks = [("image", image_id, self.image_path(image_id)) for image_id in self.image_ids]
         for source in self.label_sources.values():
