@@ -980,8 +980,8 @@ def simulate_study(
     --------
     >>> import tempfile, pathlib
     >>> root = simulate_study(pathlib.Path(tempfile.mkdtemp()) / "study", n_animals=1, size=64)
-    >>> sorted(p.name for p in root.iterdir())
-    ['image_mapping.xlsx', 'lab-demo']
+    >>> sorted(p.name for p in root.iterdir())  # the marker says cfosstats wrote the folder
+    ['.cfosstats-output.json', 'image_mapping.xlsx', 'lab-demo']
     """
     config = config or load_lab_config("demo")
     _check_arguments(size, n_animals, images_per_animal, effect, animal_sd, n_training)
