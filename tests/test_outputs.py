@@ -160,6 +160,11 @@ def test_a_damaged_cache_is_recomputed_never_rendered(world, tmp_path):
 
     clean = _report(world, tmp_path / "clean")
     folder = clean.folder
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:  # a colleague or a web server can read the report
+        wanted = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == wanted, path
     reference = _document(folder)
     tables = {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "tables").rglob("*.csv")}
     clean_figures = {p.name: p.read_bytes() for p in (folder / "figures").glob("*.png")}
