@@ -30,6 +30,26 @@ def remove_leftovers(target: str | Path) -> list[Path]:
     return removed
 
 
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Remove every ``.*.part`` and ``.*.old-*`` left anywhere under a folder cfosstats owns.
+
+    For an output folder that is updated in place (a report): a ``kill -9`` during a write
+    leaves such names; the next run calls this first. Returns what was removed.
+    """
+    folder = Path(folder)
+    found = [p for p in folder.rglob(".*") if p.name.endswith(".part") or ".old-" in p.name]
+    removed = []
+    for path in sorted(found, key=lambda p: len(p.parts)):
+        if not path.exists() and not path.is_symlink():
+            continue  # inside a folder removed already
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

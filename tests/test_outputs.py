@@ -267,3 +267,103 @@ def test_ctrl_c_ends_a_report_cleanly_and_the_next_run_repairs(world, tmp_path):
     assert _document(out / "mue").replace(str(out), "OUT") == _document(clean / "mue").replace(
         str(clean), "OUT"
     )
+
+
+def _cli(*args: str, cwd: Path | None = None):
+    """The installed command in a fresh process: what a user sees on stderr, and the exit code."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "cfosstats", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_each_defect_gives_its_one_line(world, tmp_path):
+    data = world / "data"
+    bare = tmp_path / "bare"
+    (bare / "lab-mue" / "images").mkdir(parents=True)
+    shutil.copy(sorted((data / "lab-mue" / "images").iterdir())[0], bare / "lab-mue" / "images")
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    mask = sorted((broken / "lab-mue" / "labels" / "expert_3").iterdir())[0]
+    mask.write_bytes(mask.read_bytes()[: mask.stat().st_size // 2])
+    cases = [
+        (["simulate", "--out", str(tmp_path / "s"), "--effect", "-2"],
+         "error: --effect must be greater than -1 (density and brightness x (1 + effect)), got -2.0"),
+        (["agreement", "--lab", "mue", "--data", str(data), "--out", str(tmp_path / "a"),
+          "--threshold", "-1"],
+         "error: --threshold must be between 0 and 1 (an IoU), got -1.0"),
+        (["groundtruth", "--lab", "mue", "--data", str(bare), "--out", str(tmp_path / "g")],
+         f"error: {bare / 'lab-mue' / 'labels'}: lab mue has no annotators' masks to estimate a ground "
+         "truth from"),
+        (["agreement", "--lab", "mue", "--data", str(broken), "--out", str(tmp_path / "b")],
+         f"error: {mask}: cannot be read as an image (OSError)"),
+        (["groundtruth", "--lab", "mue", "--data", str(broken), "--out", str(tmp_path / "c")],
+         f"error: {mask}: cannot be read as an image (OSError)"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = _cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == message + "\n", (args, result.stderr)  # one line, no blank line before it
+        assert not (tmp_path / args[args.index("--out") + 1]).exists()
+    inspected = _cli("inspect", "--lab", "mue", "--data", str(bare), cwd=tmp_path)
+    assert (
+        "no annotators' masks: objectivity" in inspected.stdout and "problems: none" not in inspected.stdout
+    )
+
+
+def test_kill_9_at_any_point_is_repaired_by_the_next_run(world, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "cfosstats", "report", "--lab", "mue", "--data", str(world / "data"),
+               "--out", str(out), "--format", "html"]  # fmt: skip
+    killed = 0
+    for delay in (1.5, 3.5, 6.0):
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        time.sleep(delay)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            killed += 1
+        process.communicate(timeout=30)
+    assert killed >= 2
+    # What a kill leaves (temporary files and folders of a write) is removed by the next run.
+    (out / "mue").mkdir(parents=True, exist_ok=True)
+    (out / "mue" / ".report.qmd.x1y2.part").write_text("half a document")
+    (out / "mue" / "tables").mkdir(exist_ok=True)
+    (out / "mue" / "tables" / ".effects.abc.part").mkdir()
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".part") or ".old-" in p.name]
+    assert leftovers == [], leftovers
+    clean = tmp_path / "clean"
+    subprocess.run([*command[:-4], "--out", str(clean), "--format", "html"], check=True, capture_output=True)
+    assert _document(out / "mue").replace(str(out), "OUT") == _document(clean / "mue").replace(
+        str(clean), "OUT"
+    )
+
+
+def test_an_interrupted_update_keeps_the_finished_report(world, tmp_path, monkeypatch):
+    from cfosstats import objectivity
+    from cfosstats.datasets import load_lab
+    from cfosstats.report import build_report
+
+    lab = load_lab("mue", data=world / "data")
+    first = build_report(lab, tmp_path / "reports", formats=("html",))
+    folder = first.folder
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def interrupted(lab, out_dir, **kwargs):
+        Path(out_dir, "objects.csv").write_text("half")  # some of the new tables, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(objectivity, "run_agreement", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(lab, tmp_path / "reports", formats=("html",), threshold=0.6)  # an update
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before

@@ -205,6 +205,9 @@ def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not written_by_cfosstats(folder):
         mark(folder, "report")
+    from cfosstats.atomic import remove_partials
+
+    remove_partials(folder)  # what a killed earlier run left half-written
 
 
 def _remove_skeleton(folder: Path, new_folder: bool) -> None:
