@@ -75,6 +75,12 @@ def lab_inputs(found) -> list[Path]:
     return [root, root.parent]
 
 
+def check_jobs(jobs: int) -> None:
+    """``--jobs`` is at least 1 (one line, exit 2)."""
+    if jobs < 1:
+        fail(f"--jobs must be at least 1, got {jobs}")
+
+
 def check_out(out: Path, found=None, *extra: Path | None) -> None:
     """The output contract (:func:`cfosstats.outputs.check_output`) before any work."""
     from cfosstats.outputs import check_output
@@ -181,9 +187,9 @@ def simulate(
         typer.Option(help="Planted effect: the last condition's density and brightness x (1 + effect)."),
     ] = 0.5,
     animal_sd: Annotated[float, typer.Option(help="Between-animal SD of log density.")] = 0.15,
-    n_animals: Annotated[int, typer.Option(min=1, help="Animals per condition.")] = 4,
-    images_per_animal: Annotated[int, typer.Option(min=1, help="Images per animal and area.")] = 2,
-    size: Annotated[int, typer.Option(min=64, help="Image side in pixels.")] = 256,
+    n_animals: Annotated[int, typer.Option(help="Animals per condition (at least 1).")] = 4,
+    images_per_animal: Annotated[int, typer.Option(help="Images per animal and area (at least 1).")] = 2,
+    size: Annotated[int, typer.Option(help="Image side in pixels (at least 64).")] = 256,
 ) -> None:
     """Write a synthetic study (full study layout) with annotators and model predictions."""
     from cfosstats.datasets.simulate import simulate_study
@@ -194,6 +200,10 @@ def simulate(
         fail(f"--effect must be greater than -1 (density and brightness x (1 + effect)), got {effect}")
     if animal_sd < 0:
         fail(f"--animal-sd must not be negative, got {animal_sd}")
+    for name, value, least in (("--n-animals", n_animals, 1), ("--images-per-animal", images_per_animal, 1),
+                               ("--size", size, 64)):  # fmt: skip
+        if value < least:
+            fail(f"{name} must be at least {least}, got {value}")
     root = simulate_study(
         out,
         config=load_lab_config(lab, lab_config),
@@ -224,6 +234,7 @@ def groundtruth(
 
     if method not in METHODS:
         fail(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
+    check_jobs(jobs)
     found = _load(lab, data, lab_config)
     check_out(out, found)
     if not found.annotators:
@@ -259,6 +270,7 @@ def agreement(
 
     if not 0 < threshold < 1:
         fail(f"--threshold must be between 0 and 1 (an IoU), got {threshold}")
+    check_jobs(jobs)
     from cfosstats.matching import CRITERIA
 
     if criterion not in CRITERIA:

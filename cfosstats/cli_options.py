@@ -20,7 +20,8 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--lab-config", help="A lab registry file to use instead of the shipped one.")
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")]
-JobsOption = Annotated[int, typer.Option("--jobs", min=1, help="Worker processes for per-image work.")]
+# Ranges are checked by the commands (one line, exit 2), not by Typer (a usage box).
+JobsOption = Annotated[int, typer.Option("--jobs", help="Worker processes for per-image work (at least 1).")]
 
 # Reviewer mode: published tables instead of images.
 QuantificationOption = Annotated[

@@ -127,6 +127,8 @@ def report_command(
 
     if not 0 < alpha < 1:
         raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
+    if jobs < 1:
+        raise InputError(None, f"--jobs must be at least 1, got {jobs}")
     tables = tables or {}
     command = command_line(lab, data, lab_config, out, formats, engine, jobs, alpha, exclude, predict)
     command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in tables.items() if v is not None)
