@@ -296,7 +296,8 @@ def test_each_defect_gives_its_one_line(world, tmp_path):
          "error: --threshold must be between 0 and 1 (an IoU), got -1.0"),
         (["agreement", "--lab", "mue", "--data", str(data), "--out", str(tmp_path / "j"), "--jobs", "0"],
          "error: --jobs must be at least 1, got 0"),
-        (["simulate", "--out", str(tmp_path / "z"), "--size", "10"], "error: --size must be at least 64, got 10"),
+        (["simulate", "--out", str(tmp_path / "z"), "--size", "10"],
+         "error: --size must be at least 64, got 10"),
         (["groundtruth", "--lab", "mue", "--data", str(bare), "--out", str(tmp_path / "g")],
          f"error: {bare / 'lab-mue' / 'labels'}: lab mue has no annotators' masks to estimate a ground "
          "truth from"),
