@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -19,15 +20,8 @@ def remove_leftovers(target: str | Path) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
-    removed = []
-    for pattern in (f".{target.name}.*.part", f".{target.name}.old-*"):
-        for path in target.parent.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    patterns = (f".{target.name}.*.part", f".{target.name}.old-*")
+    return [_remove(path) for pattern in patterns for path in target.parent.glob(pattern)]
 
 
 def remove_partials(folder: str | Path) -> list[Path]:
@@ -38,19 +32,22 @@ def remove_partials(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     found = [p for p in folder.rglob(".*") if p.name.endswith(".part") or ".old-" in p.name]
-    removed = []
-    for path in sorted(found, key=lambda p: len(p.parts)):
-        if not path.exists() and not path.is_symlink():
-            continue  # inside a folder removed already
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
+    # Shallowest first; what lay inside a folder removed already is gone with it.
+    return [_remove(p) for p in sorted(found, key=lambda p: len(p.parts)) if p.exists() or p.is_symlink()]
 
 
+def _remove(path: Path) -> Path:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    return path
+
+
+@functools.cache
 def _umask() -> int:
+    # Read once: setting the umask to read it is process-wide, so other threads must not see
+    # the temporary value for every file written.
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -69,12 +69,6 @@ def _load(lab: str, data: Path | None, lab_config: Path | None):
     return load_lab(lab, data=data, config_path=lab_config)
 
 
-def lab_inputs(found) -> list[Path]:
-    """What a command reads of a lab: its folder and the data root holding it."""
-    root = Path(found.root)
-    return [root, root.parent]
-
-
 def check_jobs(jobs: int) -> None:
     """``--jobs`` is at least 1 (one line, exit 2)."""
     if jobs < 1:
@@ -83,7 +77,7 @@ def check_jobs(jobs: int) -> None:
 
 def check_out(out: Path, found=None, *extra: Path | None) -> None:
     """The output contract (:func:`cfosstats.outputs.check_output`) before any work."""
-    from cfosstats.outputs import check_output
+    from cfosstats.outputs import check_output, lab_inputs
 
     inputs = (lab_inputs(found) if found is not None else []) + [p for p in extra if p is not None]
     check_output(out, inputs)

@@ -119,10 +119,9 @@ def effects_command(
     _check_arguments(alpha, jobs, n_boot)
     config = load_lab_config(lab, lab_config)
     found = load_lab(config, data)
-    from cfosstats.outputs import check_output
+    from cfosstats.outputs import check_output, lab_inputs
 
-    root = Path(found.root)
-    check_output(out, [root, root.parent, *([predictions] if predictions is not None else [])])
+    check_output(out, [*lab_inputs(found), *([predictions] if predictions is not None else [])])
     training = None
     if predictions is not None:
         from cfosstats.datasets.predictions import with_predictions

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cfosstats.errors import InputError
 
-__all__ = ["MARKER", "check_output", "mark", "written_by_cfosstats"]
+__all__ = ["MARKER", "check_output", "lab_inputs", "mark", "written_by_cfosstats"]
 
 MARKER = ".cfosstats-output.json"
 #: Markers of folders other parts of cfosstats write (the fetch cache).
@@ -66,6 +66,12 @@ def mark(folder: str | Path, command: str) -> Path:
     record = {"written_by": "cfosstats", "command": command, "version": cfosstats.__version__}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def lab_inputs(lab) -> list[Path]:
+    """What a command reads of a lab: its folder and the data root holding it (never an --out)."""
+    root = Path(lab.root)
+    return [root, root.parent]
 
 
 def _resolved(path: str | Path) -> Path:

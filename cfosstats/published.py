@@ -18,7 +18,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from cfosstats.datasets.statistics import read_statistics, read_variation_per_ef
 from cfosstats.datasets.tables import read_quantification
 from cfosstats.errors import InputError
 from cfosstats.presets import CFOSSTATS, Settings, get_preset
+from cfosstats.report.cache import sha256_file
 from cfosstats.reproduce import compare_variation, compare_with_published, reproduction_summary
 from cfosstats.resources import data_dir
 from cfosstats.reviewer import analyse_table, reliability_tables
@@ -74,14 +74,6 @@ class SetResult:
         return "quantification" if "quantification" in self.tables else "statistics"
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(folder: Path, names: list[str]) -> None:
     sums_path = folder / "SHA256SUMS"
     sums = {}
@@ -91,7 +83,7 @@ def _verify(folder: Path, names: list[str]) -> None:
     for name in names:
         if name not in sums:
             raise InputError(folder / name, "not listed in SHA256SUMS: broken install?")
-        if sha256(folder / name) != sums[name]:
+        if sha256_file(folder / name) != sums[name]:
             raise InputError(folder / name, "checksum differs from SHA256SUMS: the shipped table was changed")
 
 
@@ -181,7 +173,7 @@ def analyse_set(
     """
     settings = settings or get_preset(STUDY_PRESET)
     result = SetResult(analysis_set.name, analysis_set.title, settings, shipped=analysis_set.shipped)
-    result.inputs = {str(p): sha256(p) for p in analysis_set.files().values() if Path(p).is_file()}
+    result.inputs = {str(p): sha256_file(p) for p in analysis_set.files().values() if Path(p).is_file()}
     if analysis_set.quantification is not None:
         table = read_quantification(analysis_set.quantification, config, columns, strategies)
         result.tables.update(analyse_table(table, config, settings, alpha))

@@ -34,23 +34,21 @@ def read_lines(result) -> list[str]:
     images per group: H 1, C+ 1; regions: CA1
     """
     tables = result.tables
+    frame = tables["quantification"] if "quantification" in tables else tables["effects"]
+    if "quantification" not in tables:
+        frame = frame[frame["comparison"] != "all"]
+    per_strategy = frame.groupby("strategy", sort=False)["source"].nunique()
+    lines = ["analyses: " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in per_strategy.items())]
     if "quantification" in tables:
-        frame = tables["quantification"]
-        per_strategy = frame.groupby("strategy", sort=False)["source"].nunique()
         groups = frame.groupby("group", sort=False)["image_id"].nunique()
         regions = ", ".join(sorted(frame["region"].unique()))
-        return [
-            "analyses: " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in per_strategy.items()),
-            "images per group: " + ", ".join(f"{g} {n}" for g, n in groups.items()) + f"; regions: {regions}",
-        ]
-    effects = tables["effects"]
-    pairs = effects[effects["comparison"] != "all"]
-    per_strategy = pairs.groupby("strategy", sort=False)["source"].nunique()
-    n_effects = len(pairs.groupby(["region", "readout", "comparison"]))
-    return [
-        "analyses: " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in per_strategy.items()),
-        f"effects: {n_effects} (published statistics only: no per-image values)",
-    ]
+        lines.append(
+            "images per group: " + ", ".join(f"{g} {n}" for g, n in groups.items()) + f"; regions: {regions}"
+        )
+    else:
+        n_effects = len(frame.groupby(["region", "readout", "comparison"]))
+        lines.append(f"effects: {n_effects} (published statistics only: no per-image values)")
+    return lines
 
 
 def tables_effects_command(

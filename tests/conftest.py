@@ -15,10 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_DATA = Path(os.environ.get("CFOSSTATS_TRAIN_DATA", REPO.parent / "shared" / "data" / "train_data"))
 
 
-def _require_train_data() -> Path:
-    if (TRAIN_DATA / "lab-wue1").is_dir():
-        return TRAIN_DATA
-    message = f"real training data not found at {TRAIN_DATA}"
+def _require(root: Path, marker: str, what: str) -> Path:
+    """`root` when `root / marker` exists; else fail with CI set, skip elsewhere."""
+    if (root / marker).is_dir():
+        return root
+    message = f"{what} not found at {root}"
     if os.environ.get("CI"):
         pytest.fail(message + " (CI is set: tests that need it must not skip)")
     pytest.skip(message)
@@ -27,7 +28,7 @@ def _require_train_data() -> Path:
 @pytest.fixture(scope="session")
 def train_data() -> Path:
     """Root of the real training data (folders lab-wue1, lab-mue, lab-wue2)."""
-    return _require_train_data()
+    return _require(TRAIN_DATA, "lab-wue1", "real training data")
 
 
 SOURCE_DATA = Path(os.environ.get("CFOSSTATS_SOURCE_DATA", REPO.parent / "shared" / "data" / "source_data"))
@@ -36,9 +37,4 @@ SOURCE_DATA = Path(os.environ.get("CFOSSTATS_SOURCE_DATA", REPO.parent / "shared
 @pytest.fixture(scope="session")
 def source_data() -> Path:
     """Root of the study's published source data (Figure_3/4/5_source_data)."""
-    if (SOURCE_DATA / "Figure_5_source_data").is_dir():
-        return SOURCE_DATA
-    message = f"published source data not found at {SOURCE_DATA}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI is set: tests that need it must not skip)")
-    pytest.skip(message)
+    return _require(SOURCE_DATA, "Figure_5_source_data", "published source data")

@@ -197,7 +197,7 @@ def test_a_damaged_cache_is_recomputed_never_rendered(world, tmp_path):
         again = _report(world, tmp_path / "clean")
         if step is not None:
             assert again.steps[step].status == "computed", (damage.__name__, again.steps[step])
-            assert "recomputed" in again.steps[step].note or damage is delete
+            assert "recomputed" in again.steps[step].note, (damage.__name__, again.steps[step])
         assert _document(folder) == reference, damage.__name__
         now = {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "tables").rglob("*.csv")}
         assert now == tables, damage.__name__

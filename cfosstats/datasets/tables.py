@@ -309,8 +309,9 @@ def _text(frame: pd.DataFrame, column: str | None) -> pd.Series:
     return text.where(values.notna(), pd.NA)
 
 
-def _groups(path: Path, frame: pd.DataFrame, column: str, conditions: Sequence[str], lab: str) -> pd.Series:
-    written = _text(frame, column)
+def _groups(
+    path: Path, frame: pd.DataFrame, written: pd.Series, column: str, conditions: Sequence[str], lab: str
+) -> pd.Series:
     if written.isna().any():
         i = int(np.flatnonzero(written.isna().to_numpy())[0])
         raise InputError(path, f"line {i + 2}, column '{column}': empty condition")
@@ -422,12 +423,10 @@ def read_quantification(
     out = pd.DataFrame(index=frame.index)
     out["image_id"] = _text(frame, cols["image"])
     model = _text(frame, cols["source"])
-    for key in ("image", "source"):
-        empty = _text(frame, cols[key]).isna()
+    for key, values in (("image", out["image_id"]), ("source", model)):
+        empty = values.isna().to_numpy()
         if empty.any():
-            raise InputError(
-                path, f"line {int(np.flatnonzero(empty.to_numpy())[0]) + 2}, column '{cols[key]}': empty"
-            )
+            raise InputError(path, f"line {int(np.flatnonzero(empty)[0]) + 2}, column '{cols[key]}': empty")
     ensemble = _text(frame, cols.get("ensemble")).fillna("")
     is_member = (ensemble != "") & (ensemble != model)
     out["source"] = np.where(is_member, ensemble + "/" + model, model)
@@ -439,7 +438,9 @@ def read_quantification(
         out["strategy"] = _strategies(path, model.tolist(), ensemble.tolist(), lines, rules)
     out["region"] = _text(frame, cols.get("region")).fillna("image")
     out["condition"] = _text(frame, cols["condition"])
-    out["group"] = _groups(path, frame, cols["condition"], list(config.conditions), config.name)
+    out["group"] = _groups(
+        path, frame, out["condition"], cols["condition"], list(config.conditions), config.name
+    )
     out["experiment"] = _text(frame, cols.get("experiment"))
     out["animal"] = _text(frame, cols.get("animal"))
     out["n_objects"] = _numbers(path, frame, cols["count"], integer=True, required=True).astype(np.int64)

@@ -240,7 +240,6 @@ class ResultsCache:
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         self.steps[step] = {
             "key": key,
-            "files": files,
             "sha256": {name: sha256_file(folder / name) for name in files},
             "seconds": round(float(seconds), 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -149,7 +149,7 @@ def report_command(
             from cfosstats.report.published_report import build_table_report
 
             result = build_table_report(
-                config, sets, out, formats, engine, progress, settings=_settings(tables), alpha=alpha,
+                config, sets, out, formats, engine, settings=_settings(tables), alpha=alpha,
                 columns=tables.get("columns"), strategies=tables.get("strategies"), command=command,
                 why_no_images=why,
             )  # fmt: skip
@@ -198,9 +198,9 @@ def report_command(
 
 def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     """``--out`` receives ``<lab>/``: the root may hold other files, ``<lab>/`` only cfosstats's."""
-    from cfosstats.outputs import check_output, mark, written_by_cfosstats
+    from cfosstats.outputs import check_output, lab_inputs, mark, written_by_cfosstats
 
-    inputs = [*tables, *([Path(found.root), Path(found.root).parent] if found is not None else [])]
+    inputs = [*tables, *(lab_inputs(found) if found is not None else [])]
     check_output(out, inputs, foreign_ok=True)
     folder = out / lab
     check_output(folder, inputs)

@@ -57,7 +57,6 @@ def build_table_report(
     out: str | Path = "reports",
     formats=("html", "pdf"),
     engine: str = "pandoc",
-    progress: bool = False,
     *,
     settings=None,
     alpha: float = 0.05,

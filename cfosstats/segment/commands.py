@@ -98,10 +98,10 @@ def train(
     if base < 1 or batch_size < 1 or tile < 16 or tile % 16:
         raise InputError(None, "--base and --batch-size must be positive, --tile a multiple of 16")
     found = _load(lab, data, lab_config)
-    from cfosstats.outputs import check_output
+    from cfosstats.outputs import check_output, lab_inputs
 
     # A library root receives <lab>/<model> files (e.g. data/models): foreign files are kept.
-    check_output(out, [Path(found.root), Path(found.root).parent], foreign_ok=True)
+    check_output(out, lab_inputs(found), foreign_ok=True)
     config = TrainConfig(base=base, tile=tile, batch_size=batch_size, threads=_threads(threads))
     cards = train_lab(
         found, strategy, out, k=folds, seed=seed, steps=steps, folds=fold or None, config=config
@@ -144,9 +144,9 @@ def predict(
     if tile < 16 or tile % 16 or overlap < 0 or overlap % 16 or overlap >= tile:
         raise InputError(None, "--tile and --overlap must be multiples of 16 with 0 <= overlap < tile")
     found = _load(lab, data, lab_config)
-    from cfosstats.outputs import check_output, mark
+    from cfosstats.outputs import check_output, lab_inputs, mark
 
-    check_output(out, [Path(found.root), Path(found.root).parent])
+    check_output(out, lab_inputs(found))
     settings = Settings(tile=tile, overlap=overlap, tta=tta, precision=precision)
     with _torch_threads(_threads(threads)):
         table = predict_lab(found, model, out, settings, image_ids=image or None, model_library=library)
