@@ -3,7 +3,8 @@
 The handler is installed before the command line's (slow) imports, so an interrupt at any
 moment prints ``interrupted`` and exits with code 130: no traceback, worker processes terminated
 (:mod:`cfosstats.parallel`), temporary folders removed and earlier outputs left as they were
-(:mod:`cfosstats.atomic`).
+(:mod:`cfosstats.atomic`). An interrupt that arrives after the command has finished, while the
+interpreter shuts down, is ignored: the outputs are complete and the exit code stays the command's.
 """
 
 from __future__ import annotations
@@ -37,3 +38,7 @@ def main() -> None:
         if _INTERRUPTED:
             sys.exit(130)
         raise
+    finally:
+        # The command has finished (its outputs are complete and its exit code decided): a Ctrl-C
+        # during interpreter shutdown must not turn that into an uncaught KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

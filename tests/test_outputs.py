@@ -239,21 +239,31 @@ def test_ctrl_c_ends_a_report_cleanly_and_the_next_run_repairs(world, tmp_path):
         return [sys.executable, "-m", "cfosstats", "report", "--lab", "mue", "--data", str(world / "data"),
                 "--out", str(out), "--format", "html", "--jobs", "2"]  # fmt: skip
 
+    clean = tmp_path / "clean"
+    started = time.perf_counter()
+    subprocess.run(command(clean), check=True, capture_output=True, timeout=300)
+    duration = time.perf_counter() - started  # the interrupts fall inside a run on this machine
     out = tmp_path / "reports"
     interrupted = 0
-    for delay in (0.3, 1.5, 3.0, 5.0, 7.0):
+    for fraction in (0.05, 0.25, 0.45, 0.65, 0.85):
         process = subprocess.Popen(
             command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
         )
-        time.sleep(delay)
+        time.sleep(fraction * duration)
         if process.poll() is not None:
             continue  # finished before the interrupt
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers too
         sent = time.perf_counter()
         _, err = process.communicate(timeout=30)
-        assert process.returncode == 130, err
         assert time.perf_counter() - sent < 10
-        assert "interrupted" in err and "Traceback" not in err, err
+        assert "Traceback" not in err, err
+        if process.returncode == 0:
+            # The interrupt came after the command had finished (while the interpreter shut down):
+            # the report is complete and the command's own exit code stands.
+            assert (out / "mue" / "report.html").is_file()
+            continue
+        assert process.returncode == 130, err
+        assert "interrupted" in err, err
         interrupted += 1
         leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".part") or ".old-" in p.name]
         assert leftovers == [], leftovers
@@ -262,8 +272,6 @@ def test_ctrl_c_ends_a_report_cleanly_and_the_next_run_repairs(world, tmp_path):
             assert empty == [], empty
     assert interrupted >= 3
     subprocess.run(command(out), check=True, capture_output=True, timeout=300)
-    subprocess.run(command(tmp_path / "clean"), check=True, capture_output=True, timeout=300)
-    clean = tmp_path / "clean"
     assert _document(out / "mue").replace(str(out), "OUT") == _document(clean / "mue").replace(
         str(clean), "OUT"
     )
