@@ -4,7 +4,7 @@ On the real lab-wue1 masks (36 images, expert_1..expert_5 and est_GT), every lab
 labelled once (8-connected, min size 30), then every ordered pair of the 6 label sets is matched
 on every image:
 
-(a) fast: ``cfosstats.matching.match_labels`` (one pass over the pixels, sparse assignment);
+(a) fast: ``cfosstats.objects.matching.match_labels`` (one pass over the pixels, sparse assignment);
 (b) slow: the approach of the study's code (``iou_mapping`` in github.com/matjesg/
     bioimage_analysis): for each reference object the rater labels under it are the candidate
     pairs, the IoU of each candidate pair is computed with full-image boolean operations, and a
@@ -33,9 +33,9 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
-from cfosstats.imageio import read_mask  # noqa: E402
-from cfosstats.matching import index_objects, match_labels  # noqa: E402
-from cfosstats.objects import label_objects  # noqa: E402
+from cfosstats.core.imageio import read_mask  # noqa: E402
+from cfosstats.objects.label import label_objects  # noqa: E402
+from cfosstats.objects.matching import index_objects, match_labels  # noqa: E402
 
 LABEL_SETS = ("expert_1", "expert_2", "expert_3", "expert_4", "expert_5", "est_GT")
 MIN_SIZE = 30

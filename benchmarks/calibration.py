@@ -2,7 +2,7 @@
 
 Every study is simulated in the full study layout (:func:`cfosstats.datasets.simulate_study`),
 read back with :func:`cfosstats.datasets.load_lab` and analysed with the real pipeline
-(:func:`cfosstats.validity.run_effects`: masks read from disk, objects cut to the region,
+(:func:`cfosstats.analyses.validity.run_effects`: masks read from disk, objects cut to the region,
 normalised to the control mean per experiment, then tested). The design is one area (CA1), two
 conditions (H, C+: one comparison, so no Bonferroni), ``--n-animals`` animals per condition with
 ``--images-per-animal`` images each, ``--size`` px images; no annotated training subset (so no
@@ -60,10 +60,10 @@ from scipy import stats
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
+from cfosstats.analyses.validity import run_effects  # noqa: E402
 from cfosstats.datasets import load_lab  # noqa: E402
-from cfosstats.datasets.simulate import simulate_study  # noqa: E402
-from cfosstats.registry import load_lab_config  # noqa: E402
-from cfosstats.validity import run_effects  # noqa: E402
+from cfosstats.datasets.registry import load_lab_config  # noqa: E402
+from cfosstats.simulate.study import simulate_study  # noqa: E402
 
 ENSEMBLE = "scratch/consensus_ensembles/ensemble_1/ensemble"
 ALPHA = 0.05

@@ -4,4 +4,6 @@ Implements the analyses of Segebarth et al., eLife 2020 ("On the objectivity, re
 validity of deep learning enabled bioimage analyses") for one lab at a time.
 """
 
-__version__ = "0.1.0"
+from cfosstats.core.version import __version__
+
+__all__ = ["__version__"]

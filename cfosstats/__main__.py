@@ -1,3 +1,3 @@
-from cfosstats.entry import main
+from cfosstats.cli.entry import main
 
 main()

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cfosstats.datasets import load_lab  # noqa: E402
-from cfosstats.matching import match_labels  # noqa: E402
-from cfosstats.objects import label_objects  # noqa: E402
+from cfosstats.objects.label import label_objects  # noqa: E402
+from cfosstats.objects.matching import match_labels  # noqa: E402
 from cfosstats.segment.library import list_models, load_model  # noqa: E402
 from cfosstats.segment.predict import Settings, predict_image  # noqa: E402
 

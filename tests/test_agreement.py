@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfosstats.errors import InputError
-from cfosstats.matching import match_labels
-from cfosstats.objectivity import run_agreement
+from cfosstats.analyses.objectivity import run_agreement
+from cfosstats.core.errors import InputError
+from cfosstats.objects.matching import match_labels
 from cfosstats.stats.agreement import (
     BLAND_ALTMAN_COLUMNS,
     COUNT_AGREEMENT_COLUMNS,

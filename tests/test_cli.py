@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 from typer.testing import CliRunner
 
-from cfosstats.cli import app
+from cfosstats.cli.app import app
 
 runner = CliRunner()
 

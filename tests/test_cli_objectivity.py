@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cfosstats.cli import app
-from cfosstats.imageio import read_mask
+from cfosstats.cli.app import app
+from cfosstats.core.imageio import read_mask
 
 runner = CliRunner()
 

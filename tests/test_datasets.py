@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cfosstats.cli import app
+from cfosstats.cli.app import app
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.datasets import load_lab
-from cfosstats.errors import InputError
-from cfosstats.imageio import read_image, read_mask
-from cfosstats.registry import available_labs, load_lab_config, read_lab_config
+from cfosstats.datasets.registry import available_labs, load_lab_config, read_lab_config
 
 runner = CliRunner()
 

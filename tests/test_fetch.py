@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cfosstats.core.errors import InputError, InputWarning
 from cfosstats.datasets import fetch as fetch_mod
 from cfosstats.datasets.fetch import (
     MARKER,
@@ -24,7 +25,6 @@ from cfosstats.datasets.fetch import (
     fetch,
     find_cached,
 )
-from cfosstats.errors import InputError, InputWarning
 
 PREFIX = "repo-master/train_data/"
 FILES = {

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfosstats.errors import InputError
-from cfosstats.groundtruth import (
+from cfosstats.analyses.objectivity import estimate_groundtruth
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_mask, write_mask
+from cfosstats.objects.groundtruth import (
     METHODS,
     estimate_consensus,
     majority_vote,
@@ -18,9 +20,7 @@ from cfosstats.groundtruth import (
     pixel_performance,
     staple,
 )
-from cfosstats.imageio import read_mask, write_mask
-from cfosstats.objectivity import estimate_groundtruth
-from cfosstats.objects import label_objects
+from cfosstats.objects.label import label_objects
 
 # -- the published estimated ground truth ----------------------------------------------------
 

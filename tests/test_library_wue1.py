@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from cfosstats.datasets import load_lab
-from cfosstats.matching import match_labels
-from cfosstats.objects import label_objects
+from cfosstats.objects.label import label_objects
+from cfosstats.objects.matching import match_labels
 from cfosstats.segment.library import list_models, load_model
 from cfosstats.segment.predict import Settings, predict_image
 

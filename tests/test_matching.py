@@ -1,4 +1,4 @@
-"""Tests of cfosstats.matching against dense references computed the naive way.
+"""Tests of cfosstats.objects.matching against dense references computed the naive way.
 
 References:
 
@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from cfosstats import matching
-from cfosstats.imageio import read_mask
-from cfosstats.matching import (
+from cfosstats.core.imageio import read_mask
+from cfosstats.objects import matching
+from cfosstats.objects.label import label_objects
+from cfosstats.objects.matching import (
     ASSIGNMENTS,
     CRITERIA,
     DEFAULT_AP_THRESHOLDS,
@@ -37,7 +38,6 @@ from cfosstats.matching import (
     match_masks,
     overlap_table,
 )
-from cfosstats.objects import label_objects
 
 THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 RULES = [(c, a) for c in sorted(CRITERIA) for a in sorted(ASSIGNMENTS)]

@@ -1,4 +1,4 @@
-"""Tests of cfosstats.objects: labelling rules (8-connectivity, min size, region, ignore) and
+"""Tests of cfosstats.objects.label: labelling rules (8-connectivity, min size, region, ignore) and
 measurement, checked by hand on small arrays and against scikit-image on the real masks."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from skimage.measure import label as skimage_label
 from skimage.measure import regionprops
 
-from cfosstats.imageio import read_image, read_mask
-from cfosstats.objects import OBJECT_COLUMNS, count_objects, label_objects, measure_objects
+from cfosstats.core.imageio import read_image, read_mask
+from cfosstats.objects.label import OBJECT_COLUMNS, count_objects, label_objects, measure_objects
 
 
 def test_diagonal_pixels_join_one_object():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cfosstats.cli import app
-from cfosstats.outputs import MARKER
+from cfosstats.cli.app import app
+from cfosstats.core.outputs import MARKER
 
 pytestmark = pytest.mark.realdata
 RUNNER = CliRunner()
@@ -213,7 +213,7 @@ def test_rgba_mask_in_the_alpha_channel(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from cfosstats.imageio import read_mask
+    from cfosstats.core.imageio import read_mask
 
     mask = np.zeros((8, 8), bool)
     mask[2:5, 3:6] = True
@@ -365,7 +365,7 @@ def test_kill_9_at_any_point_is_repaired_by_the_next_run(world, tmp_path):
 
 
 def test_an_interrupted_update_keeps_the_finished_report(world, tmp_path, monkeypatch):
-    from cfosstats import objectivity
+    from cfosstats.analyses import objectivity
     from cfosstats.datasets import load_lab
     from cfosstats.report import build_report
 

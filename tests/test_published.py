@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cfosstats.analyses.published import AnalysisSet, analyse_set, shipped_sets
+from cfosstats.analyses.reviewer import analyse_table, reliability_tables
+from cfosstats.datasets.registry import load_lab_config
 from cfosstats.datasets.statistics import read_statistics, read_variation_per_effect
 from cfosstats.datasets.tables import read_quantification
-from cfosstats.presets import get_preset
-from cfosstats.published import AnalysisSet, analyse_set, shipped_sets
-from cfosstats.registry import load_lab_config
-from cfosstats.reproduce import compare_with_published
-from cfosstats.reviewer import analyse_table, reliability_tables
+from cfosstats.stats.presets import get_preset
+from cfosstats.stats.reproduce import compare_with_published
 
 pytestmark = pytest.mark.realdata
 STUDY = get_preset("segebarth2020")
@@ -167,7 +167,7 @@ def test_own_format_and_mapped_format_give_the_same_effects(source_data, tmp_pat
 
 
 def test_wue2_table_without_analysis_column_is_refused(source_data):
-    from cfosstats.errors import InputError
+    from cfosstats.core.errors import InputError
 
     path = source_data / "Figure_5_source_data" / "quantifications_wue2.csv"
     with pytest.raises(InputError) as info:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cfosstats.cli import app
+from cfosstats.cli.app import app
 
 pytestmark = pytest.mark.realdata
 RUNNER = CliRunner()

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfosstats.report.cache import FileHasher, ResultsCache, cache_key
+from cfosstats.core.cache import FileHasher, ResultsCache, cache_key
 from cfosstats.report.document import Figure, Note, Section, Table, Text, markdown_table, render_document
 from cfosstats.report.render import ENGINES, RenderError, check_formats, pandoc_html, render
 
@@ -499,8 +499,8 @@ def test_animal_level_power_and_labels():
 @pytest.mark.slow
 def test_demo_report_in_chromium_and_pdf(tmp_path):
     from cfosstats.datasets import load_lab
-    from cfosstats.datasets.simulate import simulate_study
     from cfosstats.report import build_report
+    from cfosstats.simulate.study import simulate_study
 
     lab = load_lab("demo", data=simulate_study(tmp_path / "study", seed=0))
     started = time.perf_counter()
@@ -566,8 +566,8 @@ def test_demo_report_in_chromium_and_pdf(tmp_path):
 @pytest.mark.slow
 def test_report_of_a_study_without_effect_finds_none(tmp_path):
     from cfosstats.datasets import load_lab
-    from cfosstats.datasets.simulate import simulate_study
     from cfosstats.report import build_report
+    from cfosstats.simulate.study import simulate_study
 
     lab = load_lab("demo", data=simulate_study(tmp_path / "study", seed=3, effect=0.0))
     result = build_report(lab, tmp_path / "reports", formats=("html",))
@@ -618,9 +618,9 @@ def test_wue1_report_with_library_models_marks_their_training_images(train_data,
     import json
     import shutil
 
+    from cfosstats.core.resources import data_dir
     from cfosstats.datasets import load_lab
     from cfosstats.report import build_report
-    from cfosstats.resources import data_dir
 
     library = tmp_path / "library" / "wue1"
     library.mkdir(parents=True)

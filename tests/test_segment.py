@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from cfosstats.cli import segment as commands
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import write_mask, write_png
 from cfosstats.datasets import load_lab
-from cfosstats.errors import InputError
-from cfosstats.imageio import write_mask, write_png
-from cfosstats.segment import commands, library
+from cfosstats.segment import library
 from cfosstats.segment.folds import split_images
 from cfosstats.segment.pipeline import predict_lab, train_lab
 from cfosstats.segment.predict import Settings, decompose_uncertainty, model_probabilities, predict_image
@@ -398,7 +399,7 @@ def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
     the images its card says it trained on are in-sample (quantified, left out of the tests)."""
     from typer.testing import CliRunner
 
-    from cfosstats.cli import app
+    from cfosstats.cli.app import app
 
     root, config = tiny_lab_root
     lab = load_lab("tiny", data=root, config_path=config)

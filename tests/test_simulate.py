@@ -13,9 +13,13 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu
 
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.datasets import load_lab
 from cfosstats.datasets.layout import ESTIMATED_GT, MAPPING_COLUMNS, MAPPING_FILE, mask_name
-from cfosstats.datasets.simulate import (
+from cfosstats.datasets.registry import load_lab_config
+from cfosstats.objects.label import count_objects
+from cfosstats.simulate.study import (
     MEMBERS_PER_ENSEMBLE,
     N_CONSENSUS_MODELS,
     N_ENSEMBLES,
@@ -23,10 +27,6 @@ from cfosstats.datasets.simulate import (
     UNETS_PER_EXPERT,
     simulate_study,
 )
-from cfosstats.errors import InputError
-from cfosstats.imageio import read_image, read_mask
-from cfosstats.objects import count_objects
-from cfosstats.registry import load_lab_config
 
 CONFIG = load_lab_config("demo")
 LAB = CONFIG.folder
@@ -277,7 +277,7 @@ def test_ensembles_vary_less_than_single_models(effect_study):
 
 
 def test_est_gt_is_the_packages_staple(effect_study):
-    groundtruth = pytest.importorskip("cfosstats.groundtruth")
+    groundtruth = pytest.importorskip("cfosstats.objects.groundtruth")
     lab = effect_study / LAB
     image_id = _mapping(effect_study)["ID"][0]
     name = mask_name(image_id, CONFIG.label)

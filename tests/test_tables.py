@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cfosstats.analyses.reviewer import analyse_table
+from cfosstats.core.errors import InputError
+from cfosstats.datasets.registry import load_lab_config
 from cfosstats.datasets.tables import infer_strategy, parse_mapping, read_quantification
-from cfosstats.errors import InputError
-from cfosstats.presets import get_preset, preset_differences
-from cfosstats.registry import load_lab_config
-from cfosstats.reviewer import analyse_table
+from cfosstats.stats.presets import get_preset, preset_differences
 
 CONDITIONS = ["Saline", "L-DOPA responder", "L-DOPA non-responder"]
 

@@ -15,13 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfosstats.datasets import load_lab
-from cfosstats.datasets.simulate import simulate_study
-from cfosstats.effects_command import effects_command
-from cfosstats.errors import InputError
-from cfosstats.imageio import read_mask, write_mask
-from cfosstats.stats import outliers as outlier_tests
-from cfosstats.validity import (
+from cfosstats.analyses.validity import (
     FILES,
     _outliers,
     _Unit,
@@ -29,6 +23,12 @@ from cfosstats.validity import (
     run_effects,
     training_images_from_predictions,
 )
+from cfosstats.cli.effects import effects_command
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_mask, write_mask
+from cfosstats.datasets import load_lab
+from cfosstats.simulate.study import simulate_study
+from cfosstats.stats import outliers as outlier_tests
 
 SMALL = {"n_animals": 3, "images_per_animal": 3, "size": 160}
 FAST = {"jobs": 2, "n_boot": 0, "levels": ("image",)}
@@ -317,8 +317,8 @@ def test_outlier_prefilter_is_exact():
 
 
 def test_no_groups_is_an_input_error(tmp_path):
-    from cfosstats.imageio import write_png
-    from cfosstats.registry import load_lab_config
+    from cfosstats.core.imageio import write_png
+    from cfosstats.datasets.registry import load_lab_config
 
     lab_dir = tmp_path / "lab-mue"
     write_png(lab_dir / "images" / "a.png", np.zeros((8, 8), np.uint8))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab
 from cfosstats.datasets.layout import MAPPING_FILE
 from cfosstats.datasets.readers import read_study_layout, read_training_layout
-from cfosstats.errors import InputError
-from cfosstats.registry import LabConfig, load_lab_config
+from cfosstats.datasets.registry import LabConfig, load_lab_config
 
 DEMO_SEED = 0
 
@@ -26,7 +26,7 @@ def _cache_dir() -> Path:
 
 def _demo_root() -> Path:
     """The default demo study in the cache, simulated on first use."""
-    from cfosstats.datasets.simulate import simulate_study
+    from cfosstats.simulate.study import simulate_study
 
     root = _cache_dir() / f"demo-seed{DEMO_SEED}"
     if not (root / MAPPING_FILE).is_file():

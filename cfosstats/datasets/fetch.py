@@ -64,9 +64,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cfosstats import __version__
-from cfosstats.atomic import atomic_dir, write_text
-from cfosstats.errors import InputError, InputWarning
+from cfosstats.core.atomic import atomic_dir, write_text
+from cfosstats.core.errors import InputError, InputWarning
+from cfosstats.core.version import __version__
 
 try:  # POSIX only; elsewhere concurrent fetches of one source are not serialised
     import fcntl

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.datasets.layout import ESTIMATED_GT, STRATEGY_ORDER
-from cfosstats.errors import InputError
-from cfosstats.imageio import read_image, read_mask
-from cfosstats.registry import LabConfig
+from cfosstats.datasets.registry import LabConfig
 
 METADATA_COLUMNS = (
     "image_id",
@@ -308,7 +308,7 @@ def image_shape(path: str | Path) -> tuple[int, int]:
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
-    >>> from cfosstats.imageio import write_mask
+    >>> from cfosstats.core.imageio import write_mask
     >>> p = write_mask(pathlib.Path(tempfile.mkdtemp()) / "m.png", np.zeros((3, 5), bool))
     >>> image_shape(p)
     (3, 5)

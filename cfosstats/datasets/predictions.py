@@ -14,9 +14,9 @@ import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
+from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab, LabelSource
 from cfosstats.datasets.readers import read_predicted_label_sets
-from cfosstats.errors import InputError
 
 __all__ = ["predicted_label_sources", "predicted_training_images", "with_predictions"]
 
@@ -47,7 +47,7 @@ def predicted_training_images(lab: Lab, root: str | Path, prefix: str = "") -> d
     """Source name (prefixed like :func:`predicted_label_sources`) -> images its model trained on.
 
     Read from the records ``cfosstats predict`` wrote under `root`
-    (:func:`cfosstats.validity.training_images_from_predictions`).
+    (:func:`cfosstats.analyses.validity.training_images_from_predictions`).
 
     Examples
     --------
@@ -55,7 +55,7 @@ def predicted_training_images(lab: Lab, root: str | Path, prefix: str = "") -> d
     >>> predicted_training_images(SimpleNamespace(config=SimpleNamespace(folder="lab-x")), "/nonexistent")
     {}
     """
-    from cfosstats.validity import training_images_from_predictions
+    from cfosstats.analyses.validity import training_images_from_predictions
 
     found = training_images_from_predictions(SimpleNamespace(root=Path(root) / lab.config.folder))
     return {(f"{prefix}/{name}" if prefix else name): set(images) for name, images in found.items()}

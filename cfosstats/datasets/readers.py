@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import IMAGE_SUFFIXES
 from cfosstats.datasets.lab import METADATA_COLUMNS, Lab, LabelSource, Problem
 from cfosstats.datasets.layout import ESTIMATED_GT, MAPPING_FILE, strategy_of
-from cfosstats.errors import InputError
-from cfosstats.imageio import IMAGE_SUFFIXES
-from cfosstats.registry import LabConfig
+from cfosstats.datasets.registry import LabConfig
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -99,7 +99,7 @@ def read_predicted_label_sets(
     Examples
     --------
     >>> import tempfile
-    >>> from cfosstats.registry import load_lab_config
+    >>> from cfosstats.datasets.registry import load_lab_config
     >>> root = Path(tempfile.mkdtemp())
     >>> folder = root / "scratch" / "expert_models" / "expert_1" / "unet_1"
     >>> folder.mkdir(parents=True)
@@ -205,7 +205,7 @@ def read_training_layout(lab_dir: str | Path, config: LabConfig) -> Lab:
 
     Examples
     --------
-    >>> from cfosstats.registry import load_lab_config
+    >>> from cfosstats.datasets.registry import load_lab_config
     >>> folder = "../shared/data/train_data/lab-mue"
     >>> lab = read_training_layout(folder, load_lab_config("mue"))
     >>> lab.annotators

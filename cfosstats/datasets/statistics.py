@@ -27,8 +27,8 @@ mean_b, median_a, median_b, sd_a, sd_b`` (``eta2_critical_0.01``, ``eta2_critica
 
 Examples
 --------
->>> from cfosstats.presets import get_preset
->>> from cfosstats.registry import load_lab_config
+>>> from cfosstats.stats.presets import get_preset
+>>> from cfosstats.datasets.registry import load_lab_config
 >>> stats = read_statistics(
 ...     "../shared/data/source_data/Figure_4_source_data/stat_results_quantifications_wue1.xlsx",
 ...     load_lab_config("wue1"), get_preset("segebarth2020"))
@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cfosstats.core.errors import InputError
 from cfosstats.datasets.tables import infer_strategy
-from cfosstats.errors import InputError
 from cfosstats.stats.effects import BONFERRONI_RULES
 
 __all__ = ["READOUT_NAMES", "STATISTICS_COLUMNS", "read_statistics"]
@@ -328,7 +328,7 @@ def read_variation_per_effect(path: str | Path, config) -> pd.DataFrame:
 
     Examples
     --------
-    >>> from cfosstats.registry import load_lab_config
+    >>> from cfosstats.datasets.registry import load_lab_config
     >>> table = read_variation_per_effect(
     ...     "../shared/data/source_data/Figure_4_source_data/variation_per_effect.xlsx",
     ...     load_lab_config("wue1"))

@@ -40,7 +40,7 @@ Columns returned (:data:`TABLE_COLUMNS`)
 
 Examples
 --------
->>> from cfosstats.registry import load_lab_config
+>>> from cfosstats.datasets.registry import load_lab_config
 >>> table = read_quantification(
 ...     "../shared/data/source_data/Figure_5_source_data/quantifications_mue.csv",
 ...     load_lab_config("mue"))
@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.errors import InputError
+from cfosstats.core.errors import InputError
 
 __all__ = [
     "FORMATS",

@@ -1,6 +1,6 @@
 """What the report says: the sections, in the order a reviewer reads them, built from the tables.
 
-Each ``*_section`` function turns the tables of :class:`~cfosstats.report.pipeline.Results`
+Each ``*_section`` function turns the tables of :class:`~cfosstats.study.runner.Results`
 into a :class:`~cfosstats.report.document.Section` of text, figures, compact tables and notes.
 Every section renders from whatever tables exist: a missing table or column becomes a
 :class:`~cfosstats.report.document.Note` that says what was skipped and why.
@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.report.cache import canonical_json, sha256_file
+from cfosstats.core.cache import canonical_json, sha256_file
+from cfosstats.core.version import __version__
 from cfosstats.report.document import Code, Figure, Note, Section, Table, Text
 from cfosstats.report.figures import MissingData, strategy_label, truthy
 
@@ -236,7 +237,7 @@ class FigureMaker:
         self._write_index()
 
     def _write_index(self) -> None:
-        from cfosstats.atomic import write_text
+        from cfosstats.core.atomic import write_text
 
         write_text(self.index_path, json.dumps(self.index, indent=1, sort_keys=True) + "\n")
 
@@ -1114,7 +1115,7 @@ def _bland_altman_alt(ba) -> str:
 
 def _panel_inputs(results):
     """What the panel shows: image id, the outlines' sources, the ensemble, the uncertainty."""
-    from cfosstats.report.pipeline import analysed_lab
+    from cfosstats.study.runner import analysed_lab
 
     lab = analysed_lab(results)
     counts = results.table("objectivity", "counts")
@@ -1141,7 +1142,7 @@ def _panel_inputs(results):
 
 
 def _reference_files(results) -> dict[str, Path]:
-    from cfosstats.report.pipeline import _reference_paths
+    from cfosstats.study.runner import _reference_paths
 
     return _reference_paths(results)
 
@@ -1195,7 +1196,7 @@ def panel_section(results, figures: FigureMaker) -> Section:
         files.append(uncertainty)
     elif isinstance(uncertainty, list):
         files += uncertainty
-    from cfosstats.report.cache import sha256_file
+    from cfosstats.core.cache import sha256_file
 
     key_document = {
         "panel": 1,
@@ -1209,7 +1210,7 @@ def panel_section(results, figures: FigureMaker) -> Section:
     field_info: dict = {}
 
     def draw(path: Path) -> None:
-        from cfosstats.imageio import read_image, read_mask
+        from cfosstats.core.imageio import read_image, read_mask
         from cfosstats.report.panel import Outline, choose_field, crop, draw_panel, entropy_of_votes
 
         reference = read_mask(reference_path)
@@ -1770,7 +1771,7 @@ def _tests_side_by_side(effects: pd.DataFrame | None, groups=()) -> pd.DataFrame
 
 def methods_section(results) -> Section:
     """Every parameter, the registry entry, checksums, models, versions, command line, date."""
-    from cfosstats.report.pipeline import environment_summary, git_commit, package_versions
+    from cfosstats.study.runner import environment_summary, git_commit, package_versions
 
     lab = results.lab
     params = results.parameters
@@ -1960,13 +1961,11 @@ def methods_section(results) -> Section:
 
 
 def _version() -> str:
-    import cfosstats
-
-    return cfosstats.__version__
+    return __version__
 
 
 def _sha(path) -> str:
-    from cfosstats.report.cache import sha256_file
+    from cfosstats.core.cache import sha256_file
 
     return sha256_file(path)
 

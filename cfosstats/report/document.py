@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cfosstats.resources import templates_dir
+from cfosstats.core.resources import templates_dir
 
 TEMPLATE = "report.qmd.j2"
 P_VALUE_COLUMNS = ("p", "p_value", "p_adjusted", "p_adj", "pval", "p-unc")

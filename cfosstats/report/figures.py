@@ -1,7 +1,8 @@
 """The report's figures: one function per figure, tidy tables in, a plotnine ``ggplot`` out.
 
 Every function takes the tables the analysis wrote (columns as documented in
-:mod:`cfosstats.objectivity` and :mod:`cfosstats.validity`) and returns a ``ggplot``, or raises
+:mod:`cfosstats.analyses.objectivity` and :mod:`cfosstats.analyses.validity`) and returns a
+``ggplot``, or raises
 :class:`MissingData` naming what it needs when the table lacks it (the report then says what was
 skipped and why). :func:`save` writes a PNG at a modest resolution.
 
@@ -148,7 +149,7 @@ def pairwise_f1_heatmap(pairwise_f1: pd.DataFrame, statistic: str = "f1_mean"):
     Parameters
     ----------
     pairwise_f1 : DataFrame
-        ``pairwise_f1.csv`` of :func:`cfosstats.objectivity.run_agreement` (``rater``,
+        ``pairwise_f1.csv`` of :func:`cfosstats.analyses.objectivity.run_agreement` (``rater``,
         ``reference``, `statistic`).
     statistic : str, default "f1_mean"
     """

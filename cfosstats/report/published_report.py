@@ -1,14 +1,14 @@
 """The validity report from published tables alone (no images): reviewer mode.
 
-:func:`build_table_report` analyses each :class:`~cfosstats.published.AnalysisSet`, writes its
+:func:`build_table_report` analyses each :class:`~cfosstats.analyses.published.AnalysisSet`, writes its
 tables under ``<out>/<lab>/tables/published/<set>/`` and renders the verdict, one section per
 set and the methods into ``report.qmd``, ``report.html`` and ``report.pdf``, as
-:func:`cfosstats.report.pipeline.build_report` does from images (whose sections are skipped here
+:func:`cfosstats.study.runner.build_report` does from images (whose sections are skipped here
 with the reason said).
 
 Examples
 --------
->>> from cfosstats.published import shipped_sets  # doctest: +SKIP
+>>> from cfosstats.analyses.published import shipped_sets  # doctest: +SKIP
 >>> build_table_report(load_lab_config("mue"), shipped_sets("mue"), "reports")  # doctest: +SKIP
 """
 
@@ -18,17 +18,17 @@ import json
 import time
 from pathlib import Path
 
-from cfosstats.atomic import write_csv, write_text
-from cfosstats.published import analyse_set
+from cfosstats.analyses.published import analyse_set
+from cfosstats.analyses.reviewer import run_record
+from cfosstats.core.atomic import write_csv, write_text
 from cfosstats.report.document import Note, Section, Text, render_document
 from cfosstats.report.published_sections import published_methods, published_section, published_verdict
-from cfosstats.reviewer import run_record
 
 __all__ = ["analyse_sets", "build_table_report", "published_context", "write_set_tables"]
 
 
 def analyse_sets(sets, config, settings=None, alpha: float = 0.05, columns=None, strategies=None) -> list:
-    """:func:`cfosstats.published.analyse_set` for every set."""
+    """:func:`cfosstats.analyses.published.analyse_set` for every set."""
     return [analyse_set(s, config, settings, alpha, columns=columns, strategies=strategies) for s in sets]
 
 
@@ -69,11 +69,11 @@ def build_table_report(
 
     Returns
     -------
-    cfosstats.report.pipeline.ReportResult
+    cfosstats.study.runner.ReportResult
     """
     from cfosstats.report.content import FigureMaker
-    from cfosstats.report.pipeline import ReportResult, StepRecord, _shipped_css
     from cfosstats.report.render import check_formats, render
+    from cfosstats.study.runner import ReportResult, StepRecord, _shipped_css
 
     started = time.perf_counter()
     formats = check_formats(formats)

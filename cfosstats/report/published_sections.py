@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cfosstats.presets import preset_differences
 from cfosstats.report.document import Note, Section, Table, Text
+from cfosstats.stats.presets import preset_differences
 from cfosstats.stats.reliability import STRATEGY_NAMES
 
 __all__ = ["published_methods", "published_section", "published_verdict"]

@@ -28,8 +28,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cfosstats.atomic import atomic_path
-from cfosstats.resources import templates_dir
+from cfosstats.core.atomic import atomic_path
+from cfosstats.core.resources import templates_dir
 
 FORMATS = ("html", "pdf")
 CSS = "report.css"

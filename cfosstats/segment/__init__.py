@@ -12,5 +12,5 @@ One job per module:
 * :mod:`~cfosstats.segment.selection` — validation F1 and the study's selection rule;
 * :mod:`~cfosstats.segment.library` — weights + cards, loaded by name, checksummed;
 * :mod:`~cfosstats.segment.pipeline` — lab-level training and prediction in the study layout;
-* :mod:`~cfosstats.segment.commands` — the ``train``, ``predict`` and ``models`` commands.
+* :mod:`~cfosstats.cli.segment` — the ``train``, ``predict`` and ``models`` commands.
 """

@@ -39,9 +39,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cfosstats.atomic import atomic_path, write_text
-from cfosstats.errors import InputError
-from cfosstats.resources import data_dir
+from cfosstats.core.atomic import atomic_path, write_text
+from cfosstats.core.errors import InputError
+from cfosstats.core.resources import data_dir
 from cfosstats.segment.unet import FLOAT32_BUFFERS, UNet
 
 CARD_SUFFIX = ".json"

@@ -39,11 +39,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cfosstats.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import write_mask, write_png
+from cfosstats.core.version import __version__
 from cfosstats.datasets.lab import Lab
-from cfosstats.errors import InputError
-from cfosstats.imageio import write_mask, write_png
-from cfosstats.objects import count_objects
+from cfosstats.objects.label import count_objects
 from cfosstats.segment import library
 from cfosstats.segment.folds import Split, split_images
 from cfosstats.segment.predict import UNCERTAINTY_MAPS, Settings, predict_image, prepare_model, to_uint16
@@ -56,10 +57,8 @@ INITIALIZATION = "scratch"
 
 def versions() -> dict[str, str]:
     """Versions of the software that made a model (recorded in its card)."""
-    import cfosstats
-
     return {
-        "cfosstats": cfosstats.__version__,
+        "cfosstats": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -69,7 +68,7 @@ def versions() -> dict[str, str]:
 def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from cfosstats.parallel import progress_bar
+    from cfosstats.core.parallel import progress_bar
 
     return progress_bar(
         TextColumn("{task.description}"),

@@ -3,7 +3,7 @@
 The rule (Segebarth et al. 2020): a model is kept only if, on *every* validation image, its
 object F1 against the estimated ground truth is at least the F1 of the *worst* annotator on that
 image. F1 is object-level (8-connected objects, the lab's minimum object size, IoU > 0.5,
-one-to-one matching; see :mod:`cfosstats.matching`), with the lab's ignored regions left out.
+one-to-one matching; see :mod:`cfosstats.objects.matching`), with the lab's ignored regions left out.
 
 The reference is the published estimated ground truth (``labels/est_GT``) when the lab has one,
 else STAPLE of all annotators of the image (which reproduces the published masks).
@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab
 from cfosstats.datasets.layout import ESTIMATED_GT
-from cfosstats.errors import InputError
-from cfosstats.matching import match_masks
+from cfosstats.objects.matching import match_masks
 
 SELECTION_RULE = "model F1 vs estimated ground truth >= worst annotator's F1, on every validation image"
 VALIDATION_COLUMNS = ("image_id", "model_f1", "worst_annotator", "worst_annotator_f1", "passed")
@@ -50,7 +50,7 @@ def reference_mask(lab: Lab, image_id: str) -> np.ndarray:
         raise InputError(
             lab.root / "labels", f"image '{image_id}' has no annotations to estimate a ground truth"
         )
-    from cfosstats.groundtruth import staple
+    from cfosstats.objects.groundtruth import staple
 
     return staple(masks).estimate
 

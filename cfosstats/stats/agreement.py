@@ -1,7 +1,7 @@
 """Agreement between annotators (and with the estimated ground truth): objects, pixels, counts.
 
 Pure functions: label images, masks and tidy DataFrames in, tidy DataFrames out. The columns of
-every table are fixed and documented in each function; :mod:`cfosstats.objectivity` maps the
+every table are fixed and documented in each function; :mod:`cfosstats.analyses.objectivity` maps the
 per-image functions over a lab and writes the tables.
 
 Tables and where they come from
@@ -35,7 +35,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from cfosstats.matching import index_objects, match_labels
+from cfosstats.objects.matching import index_objects, match_labels
 
 OBJECT_AGREEMENT_COLUMNS = (
     "image_id",
@@ -128,7 +128,7 @@ def pairwise_object_agreement(
 ) -> pd.DataFrame:
     """Object-level agreement of every ordered pair of label images of one image.
 
-    Each unordered pair is matched once with :func:`cfosstats.matching.match_labels`; the
+    Each unordered pair is matched once with :func:`cfosstats.objects.matching.match_labels`; the
     reverse row swaps the roles (precision <-> recall, n_rater <-> n_reference). True positives,
     F1 and mean IoU do not depend on which side is the reference.
 
@@ -137,7 +137,7 @@ def pairwise_object_agreement(
     labels : mapping of str to ndarray of int, shape (H, W)
         Label source name (annotator, ``est_GT``, model) -> label image of its objects (already
         size-filtered and with ignored regions removed, e.g. by
-        :func:`cfosstats.objects.label_objects`).
+        :func:`cfosstats.objects.label.label_objects`).
     image_id : str
         Written into the ``image_id`` column.
     threshold : float, default 0.5

@@ -1,12 +1,12 @@
 """Quantification: objects, region area, density and intensity per image, region and label source.
 
-Pure functions: masks and images in, tidy DataFrames out. :mod:`cfosstats.validity` maps
+Pure functions: masks and images in, tidy DataFrames out. :mod:`cfosstats.analyses.validity` maps
 :func:`quantify_image` over a lab's images (in parallel) and normalises the result with
 :func:`normalise_to_control`.
 
 The rules (Segebarth et al., eLife 2020)
 ----------------------------------------
-- Objects are 8-connected components of the mask (:func:`cfosstats.objects.label_objects`).
+- Objects are 8-connected components of the mask (:func:`cfosstats.objects.label.label_objects`).
   The mask is cut to the analysed region (and the ignored region removed) *before* labelling
   and size filtering: an object half outside the region shrinks, may split, and may fall below
   the lab's minimum size.
@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cfosstats.objects import label_objects
+from cfosstats.objects.label import label_objects
 
 __all__ = [
     "DENSITY_PER_10K_PX",

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from cfosstats.objects import label_objects
+from cfosstats.objects.label import label_objects
 
 __all__ = [
     "ASSIGNMENTS",

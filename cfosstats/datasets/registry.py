@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cfosstats.errors import InputError
-from cfosstats.resources import data_dir
+from cfosstats.core.errors import InputError
+from cfosstats.core.resources import data_dir
 
 _REQUIRED = ("name", "label", "min_object_size", "conditions")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cfosstats.errors import InputError
+from cfosstats.core.errors import InputError
 
 __all__ = ["DEFAULT_PRESET", "PRESETS", "Settings", "get_preset", "preset_differences"]
 

@@ -2,7 +2,7 @@
 
 All functions are pure: a sequence of equally shaped 2-D binary masks in (one per annotator, in a
 fixed order), arrays out. Reading masks from a lab and writing estimates is done by
-:mod:`cfosstats.objectivity`.
+:mod:`cfosstats.analyses.objectivity`.
 
 What reproduces the published ``est_GT`` masks
 ----------------------------------------------
@@ -45,8 +45,8 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
-from cfosstats.matching import overlap_table
-from cfosstats.objects import label_objects
+from cfosstats.objects.label import label_objects
+from cfosstats.objects.matching import overlap_table
 
 STAPLE_THRESHOLD = 0.5
 """Posterior probability above which STAPLE calls a pixel foreground (strictly greater)."""
@@ -255,7 +255,7 @@ def object_consensus(
     Definition:
 
     1. Each annotator's mask is split into objects (8-connected, smaller than `min_size`
-       dropped: :func:`cfosstats.objects.label_objects`).
+       dropped: :func:`cfosstats.objects.label.label_objects`).
     2. Two objects of *different* annotators are linked when their IoU is above `threshold`
        (0.5: then each object has at most one partner per annotator, so links are unique).
     3. Linked objects form groups (connected components of the link graph). A group's

@@ -1,15 +1,15 @@
 """Reviewer mode: the validity analysis from a published per-image quantification table.
 
 :func:`analyse_table` takes the frame of :func:`cfosstats.datasets.tables.read_quantification`
-and runs what :func:`cfosstats.validity.run_effects` runs after measuring images: density from
+and runs what :func:`cfosstats.analyses.validity.run_effects` runs after measuring images: density from
 the raw counts and areas, normalisation to the control group's mean per (analysis, region,
 experiment) recomputed from the raw values (the table's own normalised values are only compared:
 ``normalisation_check``), Grubbs outliers (reported), the effect tests under the chosen
-:class:`~cfosstats.presets.Settings`, the majority vote and the variation tables.
-:func:`run_table_effects` writes them as :func:`~cfosstats.validity.run_effects` does, so the
+:class:`~cfosstats.stats.presets.Settings`, the majority vote and the variation tables.
+:func:`run_table_effects` writes them as :func:`~cfosstats.analyses.validity.run_effects` does, so the
 report and a user read one format.
 
-Tables (as in :mod:`cfosstats.validity`, plus two)
+Tables (as in :mod:`cfosstats.analyses.validity`, plus two)
 --------------------------------------------------
 ``quantification``, ``outliers``, ``effects``, ``reproducibility``, ``variation_per_effect``,
 ``variation_between_strategies``, ``variation_per_model`` and
@@ -19,8 +19,8 @@ table's normalised values against the recomputed ones, tolerance 1e-9).
 Examples
 --------
 >>> from cfosstats.datasets.tables import read_quantification
->>> from cfosstats.presets import get_preset
->>> from cfosstats.registry import load_lab_config
+>>> from cfosstats.stats.presets import get_preset
+>>> from cfosstats.datasets.registry import load_lab_config
 >>> config = load_lab_config("mue")
 >>> table = read_quantification(
 ...     "../shared/data/source_data/Figure_5_source_data/quantifications_mue.csv", config)
@@ -42,16 +42,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import cfosstats
-from cfosstats.atomic import atomic_dir, write_csv, write_text
-from cfosstats.presets import Settings
-from cfosstats.stats import effects as effect_tests
-from cfosstats.stats import reliability
-from cfosstats.stats.quantify import READOUTS, _area_scale, density_unit, normalise_to_control
+from cfosstats.analyses.validity import Grouping, _long, _outliers, _tidy_effects
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 
 # The per-image tables downstream of measurement are the same as for images: validity's table
 # helpers are reused so that both paths write one format.
-from cfosstats.validity import Grouping, _long, _outliers, _tidy_effects
+from cfosstats.core.version import __version__
+from cfosstats.stats import effects as effect_tests
+from cfosstats.stats import reliability
+from cfosstats.stats.presets import Settings
+from cfosstats.stats.quantify import READOUTS, _area_scale, density_unit, normalise_to_control
 
 __all__ = ["NORMALISATION_CHECK_COLUMNS", "TABLE_FILES", "analyse_table", "run_table_effects", "voting"]
 
@@ -74,7 +74,7 @@ def voting(settings: Settings) -> tuple[str, ...]:
 
     Examples
     --------
-    >>> from cfosstats.presets import get_preset
+    >>> from cfosstats.stats.presets import get_preset
     >>> "ensemble_members" in voting(get_preset("segebarth2020"))
     True
     """
@@ -185,7 +185,7 @@ def reliability_tables(effects: pd.DataFrame, settings: Settings, strategies: It
     -------
     dict of DataFrame
         ``reproducibility``, ``variation_per_effect``, ``variation_between_strategies``,
-        ``variation_per_model`` (see :mod:`cfosstats.validity`).
+        ``variation_per_model`` (see :mod:`cfosstats.analyses.validity`).
     """
     voters = voting(settings)
     tested = effects[effects["test"] != "skipped"]
@@ -221,7 +221,7 @@ def analyse_table(
     config : LabConfig
         The lab: conditions (control first), pixel size, exclusion list.
     settings : Settings
-        Test and vote rules (:data:`cfosstats.presets.PRESETS`).
+        Test and vote rules (:data:`cfosstats.stats.presets.PRESETS`).
     alpha : float, default 0.05
         Family-wise significance level.
 
@@ -263,7 +263,7 @@ def run_record(config, settings: Settings, alpha: float, inputs: dict[str, str],
         "tested_values": "readouts normalised to the control group's mean per analysis, region, experiment "
         "(recomputed from the raw counts, areas and intensities)",
         "inputs": inputs,
-        "cfosstats_version": cfosstats.__version__,
+        "cfosstats_version": __version__,
     }
     if quantification is not None and len(quantification):
         record["read"] = {
@@ -281,9 +281,9 @@ def run_table_effects(
 
     Returns
     -------
-    cfosstats.validity.EffectsResult
+    cfosstats.analyses.validity.EffectsResult
     """
-    from cfosstats.validity import EffectsResult
+    from cfosstats.analyses.validity import EffectsResult
 
     started = time.perf_counter()
     tables = analyse_table(table, config, settings, alpha)

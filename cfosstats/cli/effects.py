@@ -1,7 +1,7 @@
 """``cfosstats effects``: treatment effects across every label source of a lab, as tidy CSVs.
 
 A plain function the command line wires in (:func:`effects_command`); all the work is in
-:func:`cfosstats.validity.run_effects`, whose module docstring documents every column.
+:func:`cfosstats.analyses.validity.run_effects`, whose module docstring documents every column.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cfosstats.errors import InputError
+from cfosstats.core.errors import InputError
 
 __all__ = ["effects_command", "summary_lines"]
 
@@ -68,7 +68,7 @@ def effects_command(
     predictions: Path | None = None,
     include_in_sample: bool = False,
 ):
-    """Run :func:`cfosstats.validity.run_effects` for one lab and print a short summary.
+    """Run :func:`cfosstats.analyses.validity.run_effects` for one lab and print a short summary.
 
     Parameters
     ----------
@@ -112,14 +112,14 @@ def effects_command(
         or mis-shaped masks, no predictions of the lab under `predictions`): the CLI prints the
         one-line message and exits with code 2.
     """
+    from cfosstats.analyses.validity import run_effects
     from cfosstats.datasets import load_lab
-    from cfosstats.registry import load_lab_config
-    from cfosstats.validity import run_effects
+    from cfosstats.datasets.registry import load_lab_config
 
     _check_arguments(alpha, jobs, n_boot)
     config = load_lab_config(lab, lab_config)
     found = load_lab(config, data)
-    from cfosstats.outputs import check_output, lab_inputs
+    from cfosstats.core.outputs import check_output, lab_inputs
 
     check_output(out, [*lab_inputs(found), *([predictions] if predictions is not None else [])])
     training = None

@@ -2,7 +2,7 @@
 
 :func:`compare_with_published` joins the statistics a study published (read by
 :func:`cfosstats.datasets.statistics.read_statistics`) with those cfosstats computed from the
-per-image table (:func:`cfosstats.reviewer.analyse_table`), quantity by quantity.
+per-image table (:func:`cfosstats.analyses.reviewer.analyse_table`), quantity by quantity.
 :func:`compare_variation` does the same for the variation per effect of the study's Figure 4.
 
 Columns of :func:`compare_with_published` (:data:`COMPARISON_COLUMNS`)
@@ -17,9 +17,9 @@ Examples
 --------
 >>> from cfosstats.datasets.statistics import read_statistics
 >>> from cfosstats.datasets.tables import read_quantification
->>> from cfosstats.presets import get_preset
->>> from cfosstats.registry import load_lab_config
->>> from cfosstats.reviewer import analyse_table
+>>> from cfosstats.stats.presets import get_preset
+>>> from cfosstats.datasets.registry import load_lab_config
+>>> from cfosstats.analyses.reviewer import analyse_table
 >>> folder = "../shared/data/source_data/Figure_5_source_data/"
 >>> config, study = load_lab_config("mue"), get_preset("segebarth2020")
 >>> tables = analyse_table(read_quantification(folder + "quantifications_mue.csv", config), config, study)
@@ -123,7 +123,7 @@ def compare_with_published(tables: dict, published: pd.DataFrame, config, settin
     Parameters
     ----------
     tables : dict of DataFrame
-        From :func:`cfosstats.reviewer.analyse_table` (``effects``, ``quantification``).
+        From :func:`cfosstats.analyses.reviewer.analyse_table` (``effects``, ``quantification``).
     published : DataFrame
         From :func:`cfosstats.datasets.statistics.read_statistics` (a ``stat_results`` table).
     config : LabConfig

@@ -1,7 +1,7 @@
 """``cfosstats effects --quantification FILE`` / ``--effect-sizes FILE``: reviewer mode on the CLI.
 
 :func:`tables_effects_command` reads a published table, shows what was read (analyses per
-strategy, images per group, as ``inspect`` does), runs :func:`cfosstats.published.analyse_set`
+strategy, images per group, as ``inspect`` does), runs :func:`cfosstats.analyses.published.analyse_set`
 and writes every table, ``run.json`` (with the preset) and, where the study's statistics are
 given, ``reproduction.csv`` into ``--out``.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cfosstats.atomic import atomic_dir, write_csv, write_text
-from cfosstats.errors import InputError
-from cfosstats.outputs import check_output
-from cfosstats.published import AnalysisSet, analyse_set
-from cfosstats.reviewer import run_record
+from cfosstats.analyses.published import AnalysisSet, analyse_set
+from cfosstats.analyses.reviewer import run_record
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.errors import InputError
+from cfosstats.core.outputs import check_output
 
 __all__ = ["read_lines", "tables_effects_command"]
 

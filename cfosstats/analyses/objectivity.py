@@ -1,6 +1,6 @@
 """Objectivity of a lab's annotations: estimated ground truth and annotator agreement.
 
-Thin orchestration over :mod:`cfosstats.groundtruth` and :mod:`cfosstats.stats.agreement`: it
+Thin orchestration over :mod:`cfosstats.objects.groundtruth` and :mod:`cfosstats.stats.agreement`: it
 reads a :class:`~cfosstats.datasets.Lab`, maps a pure per-image function over the annotated
 images (in parallel with ``jobs`` worker processes; ``jobs=1`` runs inline) and writes tidy
 tables, every folder atomically (all files appear together or none do).
@@ -25,7 +25,7 @@ tables, every folder atomically (all files appear together or none do).
 --------------------------------------
 The reference ``est_GT`` is the published estimated ground truth where the lab has it, else
 STAPLE of the annotators present (computed here); ``images.csv`` says which, per image. Every
-label set is split into objects with :func:`cfosstats.objects.label_objects` (8-connected, the
+label set is split into objects with :func:`cfosstats.objects.label.label_objects` (8-connected, the
 lab's ``min_object_size``, the image's ignored region removed); pixel Dice uses the masks with
 the ignored region removed.
 
@@ -79,14 +79,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import cfosstats
-from cfosstats.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.errors import InputError
+from cfosstats.core.imageio import read_mask, write_mask
+from cfosstats.core.parallel import map_tasks
+from cfosstats.core.version import __version__
 from cfosstats.datasets.layout import ESTIMATED_GT, mask_name
-from cfosstats.errors import InputError
-from cfosstats.groundtruth import METHODS, estimate_consensus, staple
-from cfosstats.imageio import read_mask, write_mask
-from cfosstats.objects import label_objects
-from cfosstats.parallel import map_tasks
+from cfosstats.objects.groundtruth import METHODS, estimate_consensus, staple
+from cfosstats.objects.label import label_objects
 from cfosstats.stats import agreement
 
 WARNING_COLUMNS = ("image_id", "source", "message")
@@ -191,7 +191,7 @@ def agreement_of_image(
     min_size : int
         The lab's minimum object size.
     threshold, criterion
-        True-positive rule of :func:`cfosstats.matching.match_labels`.
+        True-positive rule of :func:`cfosstats.objects.matching.match_labels`.
 
     Returns
     -------
@@ -287,7 +287,7 @@ def estimate_groundtruth(
         From :func:`cfosstats.datasets.load_lab` (uses ``config``, ``annotators``,
         ``annotated_image_ids()``, ``mask_path`` and ``image_shape``).
     method : str, default "staple"
-        A key of :data:`cfosstats.groundtruth.METHODS`.
+        A key of :data:`cfosstats.objects.groundtruth.METHODS`.
     out_dir : str or Path
         Folder to (re)create atomically; see the module docstring for its files. Required
         (it follows `method` only to keep the call order ``(lab, method, out_dir)``).
@@ -461,7 +461,7 @@ def run_agreement(
         "reference_rule": "published est_GT where present, else STAPLE of the annotators",
         "n_images": len(per_image),
         "annotators": list(lab.annotators),
-        "cfosstats_version": cfosstats.__version__,
+        "cfosstats_version": __version__,
     }
     with atomic_dir(out_dir, "agreement") as tmp:
         for name, table in tables.items():

@@ -10,7 +10,7 @@ SHA-256 checked against ``SHA256SUMS`` before it is read).
 
 Examples
 --------
->>> from cfosstats.registry import load_lab_config
+>>> from cfosstats.datasets.registry import load_lab_config
 >>> result = analyse_set(shipped_sets("mue")[0], load_lab_config("mue"))
 >>> result.name, bool(result.tables["reproduction"]["equal"].all())
 ('figure5', True)
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from cfosstats.analyses.reviewer import analyse_table, reliability_tables
+from cfosstats.core.cache import sha256_file
+from cfosstats.core.errors import InputError
+from cfosstats.core.resources import data_dir
 from cfosstats.datasets.statistics import read_statistics, read_variation_per_effect, read_variation_test
 from cfosstats.datasets.tables import read_quantification
-from cfosstats.errors import InputError
-from cfosstats.presets import CFOSSTATS, Settings, get_preset
-from cfosstats.report.cache import sha256_file
-from cfosstats.reproduce import compare_variation, compare_with_published, reproduction_summary
-from cfosstats.resources import data_dir
-from cfosstats.reviewer import analyse_table, reliability_tables
+from cfosstats.stats.presets import CFOSSTATS, Settings, get_preset
+from cfosstats.stats.reproduce import compare_variation, compare_with_published, reproduction_summary
 
 __all__ = ["AnalysisSet", "SetResult", "analyse_set", "call_differences", "shipped_sets"]
 

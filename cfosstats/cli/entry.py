@@ -2,8 +2,8 @@
 
 The handler is installed before the command line's (slow) imports, so an interrupt at any
 moment prints ``interrupted`` and exits with code 130: no traceback, worker processes terminated
-(:mod:`cfosstats.parallel`), temporary folders removed and earlier outputs left as they were
-(:mod:`cfosstats.atomic`). An interrupt that arrives after the command has finished, while the
+(:mod:`cfosstats.core.parallel`), temporary folders removed and earlier outputs left as they were
+(:mod:`cfosstats.core.atomic`). An interrupt that arrives after the command has finished, while the
 interpreter shuts down, is ignored: the outputs are complete and the exit code stays the command's.
 """
 
@@ -27,7 +27,7 @@ def main() -> None:
     """Run the command line with the interrupt handler installed."""
     signal.signal(signal.SIGINT, _interrupted)
     try:
-        from cfosstats.cli import app
+        from cfosstats.cli.app import app
 
         app()
     except KeyboardInterrupt:

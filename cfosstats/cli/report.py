@@ -1,4 +1,4 @@
-"""``cfosstats report``: functions for the Typer app (wired in :mod:`cfosstats.cli`).
+"""``cfosstats report``: functions for the Typer app (wired in :mod:`cfosstats.cli.app`).
 
 :func:`report_command` is the plain function; :func:`report` is the same with Typer's
 ``Annotated`` options, wired in like the other commands::
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cfosstats.cli_options import (
+from cfosstats.cli.options import (
     ColumnsOption,
     ConfigOption,
     DataOption,
@@ -26,7 +26,7 @@ from cfosstats.cli_options import (
     StatisticsOption,
     StrategiesOption,
 )
-from cfosstats.errors import InputError
+from cfosstats.core.errors import InputError
 
 
 def command_line(
@@ -122,8 +122,8 @@ def report_command(
     >>> report_command("demo", out=Path("reports"))  # doctest: +SKIP
     """
     from cfosstats.datasets import load_lab
-    from cfosstats.report.pipeline import build_report
     from cfosstats.report.render import RenderError
+    from cfosstats.study.runner import build_report
 
     if not 0 < alpha < 1:
         raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
@@ -181,7 +181,7 @@ def report_command(
     if progress:
         from rich.console import Console
 
-        from cfosstats.tables_command import read_lines
+        from cfosstats.cli.tables import read_lines
 
         console = Console(highlight=False, soft_wrap=True)
         for published in result.published:
@@ -198,7 +198,7 @@ def report_command(
 
 def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     """``--out`` receives ``<lab>/``: the root may hold other files, ``<lab>/`` only cfosstats's."""
-    from cfosstats.outputs import check_output, lab_inputs, mark, written_by_cfosstats
+    from cfosstats.core.outputs import check_output, lab_inputs, mark, written_by_cfosstats
 
     inputs = [*tables, *(lab_inputs(found) if found is not None else [])]
     check_output(out, inputs, foreign_ok=True)
@@ -207,7 +207,7 @@ def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not written_by_cfosstats(folder):
         mark(folder, "report")
-    from cfosstats.atomic import remove_partials
+    from cfosstats.core.atomic import remove_partials
 
     remove_partials(folder)  # what a killed earlier run left half-written
 
@@ -216,7 +216,7 @@ def _remove_skeleton(folder: Path, new_folder: bool) -> None:
     """After a failed first run, remove the report folder if it holds no file but the marker."""
     import shutil
 
-    from cfosstats.outputs import MARKER
+    from cfosstats.core.outputs import MARKER
 
     if not new_folder or not folder.is_dir():
         return
@@ -225,15 +225,15 @@ def _remove_skeleton(folder: Path, new_folder: bool) -> None:
 
 
 def _settings(tables: dict):
-    from cfosstats.presets import get_preset
+    from cfosstats.stats.presets import get_preset
 
     return get_preset(tables.get("preset") or "segebarth2020")
 
 
 def _published_sets(lab: str, lab_config: Path | None, tables: dict):
     """The analysis sets to report (given tables, else the shipped ones) and the lab's config."""
-    from cfosstats.published import AnalysisSet, shipped_sets
-    from cfosstats.registry import load_lab_config
+    from cfosstats.analyses.published import AnalysisSet, shipped_sets
+    from cfosstats.datasets.registry import load_lab_config
 
     config = load_lab_config(lab, lab_config)
     _settings(tables)  # an unknown preset fails before any work

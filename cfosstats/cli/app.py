@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cfosstats.cli_options import (
+from cfosstats.cli import report as report_commands
+from cfosstats.cli import segment as segment_commands
+from cfosstats.cli.options import (
     ColumnsOption,
     ConfigOption,
     DataOption,
@@ -27,9 +29,7 @@ from cfosstats.cli_options import (
     StatisticsOption,
     StrategiesOption,
 )
-from cfosstats.errors import InputError
-from cfosstats.report import commands as report_commands
-from cfosstats.segment import commands as segment_commands
+from cfosstats.core.errors import InputError
 
 app = typer.Typer(
     name="cfosstats",
@@ -76,8 +76,8 @@ def check_jobs(jobs: int) -> None:
 
 
 def check_out(out: Path, found=None, *extra: Path | None) -> None:
-    """The output contract (:func:`cfosstats.outputs.check_output`) before any work."""
-    from cfosstats.outputs import check_output, lab_inputs
+    """The output contract (:func:`cfosstats.core.outputs.check_output`) before any work."""
+    from cfosstats.core.outputs import check_output, lab_inputs
 
     inputs = (lab_inputs(found) if found is not None else []) + [p for p in extra if p is not None]
     check_output(out, inputs)
@@ -87,7 +87,7 @@ def check_out(out: Path, found=None, *extra: Path | None) -> None:
 @reports_input_errors
 def labs() -> None:
     """List the labs in the registry."""
-    from cfosstats.registry import available_labs, load_lab_config
+    from cfosstats.datasets.registry import available_labs, load_lab_config
 
     table = Table("lab", "label", "min size (px)", "px/µm", "conditions (control first)", "annotators")
     for name in available_labs():
@@ -186,8 +186,8 @@ def simulate(
     size: Annotated[int, typer.Option(help="Image side in pixels (at least 64).")] = 256,
 ) -> None:
     """Write a synthetic study (full study layout) with annotators and model predictions."""
-    from cfosstats.datasets.simulate import simulate_study
-    from cfosstats.registry import load_lab_config
+    from cfosstats.datasets.registry import load_lab_config
+    from cfosstats.simulate.study import simulate_study
 
     check_out(out)
     if effect <= -1:
@@ -223,8 +223,8 @@ def groundtruth(
     jobs: JobsOption = 2,
 ) -> None:
     """Estimate the ground truth from the annotators: one mask per image plus annotators.csv."""
-    from cfosstats.groundtruth import METHODS
-    from cfosstats.objectivity import estimate_groundtruth
+    from cfosstats.analyses.objectivity import estimate_groundtruth
+    from cfosstats.objects.groundtruth import METHODS
 
     if method not in METHODS:
         fail(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
@@ -260,12 +260,12 @@ def agreement(
     jobs: JobsOption = 2,
 ) -> None:
     """Object-level agreement of every annotator pair and against the estimated ground truth."""
-    from cfosstats.objectivity import run_agreement
+    from cfosstats.analyses.objectivity import run_agreement
 
     if not 0 < threshold < 1:
         fail(f"--threshold must be between 0 and 1 (an IoU), got {threshold}")
     check_jobs(jobs)
-    from cfosstats.matching import CRITERIA
+    from cfosstats.objects.matching import CRITERIA
 
     if criterion not in CRITERIA:
         fail(f"unknown --criterion '{criterion}': choose from {', '.join(CRITERIA)}")
@@ -332,12 +332,12 @@ def effects(
     With --quantification or --effect-sizes, from published tables instead of images (reviewer
     mode; default preset segebarth2020, the study's rules).
     """
-    from cfosstats.effects_command import effects_command
+    from cfosstats.cli.effects import effects_command
 
     if quantification is not None or effect_sizes is not None:
-        from cfosstats.presets import get_preset
-        from cfosstats.registry import load_lab_config
-        from cfosstats.tables_command import tables_effects_command
+        from cfosstats.cli.tables import tables_effects_command
+        from cfosstats.datasets.registry import load_lab_config
+        from cfosstats.stats.presets import get_preset
 
         if not 0 < alpha < 1:
             raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
@@ -379,7 +379,7 @@ app.command("models")(reports_input_errors(segment_commands.models))
 
 
 def main() -> None:
-    """Console entry point (see :func:`cfosstats.entry.main`, which handles Ctrl-C)."""
-    from cfosstats.entry import main as entry_main
+    """Console entry point (see :func:`cfosstats.cli.entry.main`, which handles Ctrl-C)."""
+    from cfosstats.cli.entry import main as entry_main
 
     entry_main()

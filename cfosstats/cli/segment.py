@@ -1,7 +1,7 @@
 """The ``train``, ``predict`` and ``models`` commands, as plain functions for the Typer app.
 
 Each function takes the command-line arguments (Typer reads the ``Annotated`` options) and raises
-`InputError` for bad input; ``cfosstats.cli`` wires them in with its error handler::
+`InputError` for bad input; ``cfosstats.cli.app`` wires them in with its error handler::
 
     app.command("train")(reports_input_errors(commands.train))
 """
@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from cfosstats.cli_options import ConfigOption, DataOption, LabOption
-from cfosstats.errors import InputError
+from cfosstats.cli.options import ConfigOption, DataOption, LabOption
+from cfosstats.core.errors import InputError
 
 LibraryOption = Annotated[
     Path | None, typer.Option("--library", help="Model library folder (default: the shipped data/models).")
@@ -98,7 +98,7 @@ def train(
     if base < 1 or batch_size < 1 or tile < 16 or tile % 16:
         raise InputError(None, "--base and --batch-size must be positive, --tile a multiple of 16")
     found = _load(lab, data, lab_config)
-    from cfosstats.outputs import check_output, lab_inputs
+    from cfosstats.core.outputs import check_output, lab_inputs
 
     # A library root receives <lab>/<model> files (e.g. data/models): foreign files are kept.
     check_output(out, lab_inputs(found), foreign_ok=True)
@@ -144,7 +144,7 @@ def predict(
     if tile < 16 or tile % 16 or overlap < 0 or overlap % 16 or overlap >= tile:
         raise InputError(None, "--tile and --overlap must be multiples of 16 with 0 <= overlap < tile")
     found = _load(lab, data, lab_config)
-    from cfosstats.outputs import check_output, lab_inputs, mark
+    from cfosstats.core.outputs import check_output, lab_inputs, mark
 
     check_output(out, lab_inputs(found))
     settings = Settings(tile=tile, overlap=overlap, tta=tta, precision=precision)

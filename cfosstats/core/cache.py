@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cfosstats
-from cfosstats.atomic import write_text
+from cfosstats.core.atomic import write_text
+from cfosstats.core.version import __version__
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
@@ -114,7 +114,7 @@ def cache_key(step: str, parameters: Mapping[str, Any], files: Mapping[str, str]
     document = {
         "step": step,
         "step_version": version,
-        "cfosstats": cfosstats.__version__,
+        "cfosstats": __version__,
         "parameters": parameters,
         "files": dict(sorted(files.items())),
     }

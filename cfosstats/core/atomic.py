@@ -94,12 +94,12 @@ def atomic_dir(target: str | Path, command: str | None = None) -> Iterator[Path]
 
     An existing `target` is swapped out and deleted only after the new folder is in place.
     With ``command`` (a command's output folder), `target` must be missing, empty or written by
-    cfosstats before (:func:`cfosstats.outputs.check_output`), and the new folder gets the
+    cfosstats before (:func:`cfosstats.core.outputs.check_output`), and the new folder gets the
     marker that says so.
     """
     target = Path(target)
     if command is not None:
-        from cfosstats.outputs import check_output, mark
+        from cfosstats.core.outputs import check_output, mark
 
         check_output(target)
     created = [p for p in reversed(target.parents) if not p.exists()]

@@ -13,7 +13,7 @@ Groups
     The lab's ``condition`` (control first, registry order) when the metadata has conditions;
     else the sampling ``stratum`` (lab-wue1's training data: strata ``0`` .. ``8``, numeric order,
     ``grouping = "strata"``; the first stratum stands in for the control of the normalisation);
-    else an :class:`~cfosstats.errors.InputError`. Nine strata make 36 pairwise comparisons:
+    else an :class:`~cfosstats.core.errors.InputError`. Nine strata make 36 pairwise comparisons:
     Bonferroni then tests each pair at alpha / 36, which is harsh, and that is what it is.
 Regions
     Each image's region masks (:meth:`Lab.regions_of`); an image without any is analysed whole,
@@ -135,15 +135,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import cfosstats
-from cfosstats.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.errors import InputError, NothingToAnalyse
+from cfosstats.core.imageio import read_image, read_mask
+from cfosstats.core.parallel import map_tasks
+from cfosstats.core.version import __version__
 from cfosstats.datasets.lab import LabelSource
 from cfosstats.datasets.layout import ENSEMBLE_UNET
-from cfosstats.errors import InputError, NothingToAnalyse
-from cfosstats.imageio import read_image, read_mask
-from cfosstats.matching import match_labels
-from cfosstats.objects import label_objects
-from cfosstats.parallel import map_tasks
+from cfosstats.objects.label import label_objects
+from cfosstats.objects.matching import match_labels
 from cfosstats.stats import effects as effect_tests
 from cfosstats.stats import outliers as outlier_tests
 from cfosstats.stats import reliability
@@ -1383,5 +1383,5 @@ def _run_record(
         ],
         "cache_hits": store.hits,
         "timings": timings,
-        "cfosstats_version": cfosstats.__version__,
+        "cfosstats_version": __version__,
     }

@@ -1,7 +1,7 @@
 """Mapping pure per-image functions over a lab: inline, or in worker processes, with progress.
 
 Per-image work (measuring a mask, matching two masks) is a top-level function of paths and
-plain values, so tasks pickle cheaply. An :class:`~cfosstats.errors.InputError` raised in a
+plain values, so tasks pickle cheaply. An :class:`~cfosstats.core.errors.InputError` raised in a
 worker travels back and is raised again in the caller.
 """
 

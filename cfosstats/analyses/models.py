@@ -68,16 +68,16 @@ def model_f1_of_image(
     ignore_path : Path or None
         Ignored-region mask, left out of both masks.
     min_size, threshold, criterion
-        The lab's object rules (:func:`cfosstats.matching.match_labels`).
+        The lab's object rules (:func:`cfosstats.objects.matching.match_labels`).
 
     Returns
     -------
     list of dict
         One row per source, keys :data:`MODEL_F1_COLUMNS`.
     """
-    from cfosstats.imageio import read_mask
-    from cfosstats.matching import index_objects, match_labels
-    from cfosstats.objects import label_objects
+    from cfosstats.core.imageio import read_mask
+    from cfosstats.objects.label import label_objects
+    from cfosstats.objects.matching import index_objects, match_labels
 
     ignore = None if ignore_path is None else read_mask(ignore_path)
     reference = index_objects(label_objects(read_mask(reference_path), min_size=min_size, ignore=ignore))

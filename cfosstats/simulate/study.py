@@ -65,7 +65,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import expit
 
-from cfosstats.atomic import atomic_dir
+from cfosstats.core.atomic import atomic_dir
+from cfosstats.core.errors import InputError
 from cfosstats.datasets.layout import (
     ENSEMBLE_UNET,
     ESTIMATED_GT,
@@ -73,10 +74,9 @@ from cfosstats.datasets.layout import (
     MAPPING_FILE,
     mask_name,
 )
-from cfosstats.errors import InputError
-from cfosstats.groundtruth import staple
-from cfosstats.objects import count_objects
-from cfosstats.registry import LabConfig, load_lab_config
+from cfosstats.datasets.registry import LabConfig, load_lab_config
+from cfosstats.objects.groundtruth import staple
+from cfosstats.objects.label import count_objects
 
 SIMULATION_FILE = "simulation.json"
 INITIALIZATION = "scratch"
@@ -324,7 +324,7 @@ def make_annotators(config: LabConfig, seed: int) -> list[Labeller]:
 
     Examples
     --------
-    >>> from cfosstats.registry import load_lab_config
+    >>> from cfosstats.datasets.registry import load_lab_config
     >>> [a.profile for a in make_annotators(load_lab_config("demo"), 0)]
     ['conservative', 'moderate', 'liberal', 'moderate']
     """
@@ -381,7 +381,7 @@ def make_models(annotators: list[Labeller], seed: int) -> dict[str, list[Labelle
 
     Examples
     --------
-    >>> from cfosstats.registry import load_lab_config
+    >>> from cfosstats.datasets.registry import load_lab_config
     >>> models = make_models(make_annotators(load_lab_config("demo"), 0), 0)
     >>> len(models), len(models["scratch/consensus_ensembles/ensemble_1/ensemble"])
     (20, 3)
@@ -858,7 +858,7 @@ def _summary(plan: Plan, specs: list[ImageSpec], records: list[dict], params: di
         else:
             labellers[folder] = {"ensemble_of": [m.name for m in members]}
     return {
-        "generator": "cfosstats.datasets.simulate",
+        "generator": "cfosstats.simulate.study",
         "lab": config.folder,
         "label": config.label,
         "parameters": params,
@@ -905,7 +905,7 @@ def _check_target(out: Path, config: LabConfig) -> None:
         raise InputError(out, "exists and is not a folder")
     entries = {p.name for p in out.iterdir()}
     earlier = (out / config.folder / SIMULATION_FILE).is_file()
-    from cfosstats.outputs import MARKER
+    from cfosstats.core.outputs import MARKER
 
     if entries and not (earlier and entries <= {MAPPING_FILE, config.folder, MARKER}):
         raise InputError(out, "is not empty and not a simulated study; refusing to replace it")
@@ -915,7 +915,7 @@ def _progress(specs: list[ImageSpec], show: bool) -> Iterator[ImageSpec]:
     if not show:
         yield from specs
         return
-    from cfosstats.parallel import progress_bar
+    from cfosstats.core.parallel import progress_bar
 
     with progress_bar() as bar:
         task = bar.add_task("simulating images", total=len(specs))

@@ -1,12 +1,12 @@
 """``build_report``: from a lab to ``report.qmd``, ``report.html`` and ``report.pdf``.
 
-The steps, each cached by the checksums of its inputs (:mod:`cfosstats.report.cache`) under
+The steps, each cached by the checksums of its inputs (:mod:`cfosstats.core.cache`) under
 ``<out>/<lab>/tables/<step>/``:
 
 ``objectivity``
-    :func:`cfosstats.objectivity.run_agreement` (annotator agreement, counts, Bland-Altman).
+    :func:`cfosstats.analyses.objectivity.run_agreement` (annotator agreement, counts, Bland-Altman).
 ``groundtruth``
-    :func:`cfosstats.objectivity.estimate_groundtruth` with STAPLE: per-annotator sensitivity
+    :func:`cfosstats.analyses.objectivity.estimate_groundtruth` with STAPLE: per-annotator sensitivity
     and specificity, and the STAPLE masks used where no ``est_GT`` is published.
 ``predictions``
     Where the model library holds models of the lab (``data/models/<lab>/``): every ensemble
@@ -15,9 +15,9 @@ The steps, each cached by the checksums of its inputs (:mod:`cfosstats.report.ca
     predictions join the lab's label sources.
 ``models``
     Each predicted label set's object F1 against the estimated ground truth per annotated
-    image, placed in the annotators' range (:mod:`cfosstats.report.models`).
+    image, placed in the annotators' range (:mod:`cfosstats.analyses.models`).
 ``effects``
-    :func:`cfosstats.validity.run_effects`: quantification, outliers, effects, reproducibility,
+    :func:`cfosstats.analyses.validity.run_effects`: quantification, outliers, effects, reproducibility,
     variation, consistency.
 
 Then the figures (cached by the content of the tables they draw), the image panel, the
@@ -52,9 +52,9 @@ from typing import Any
 
 import pandas as pd
 
-import cfosstats
-from cfosstats.atomic import atomic_dir, write_csv, write_text
-from cfosstats.report.cache import FileHasher, ResultsCache, cache_key, canonical_json, sha256_file
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
+from cfosstats.core.cache import FileHasher, ResultsCache, cache_key, canonical_json, sha256_file
+from cfosstats.core.version import __version__
 
 ESTIMATED_GT = "est_GT"
 ID_COLUMNS = ("image_id", "group", "condition", "stratum", "animal", "experiment", "group_a", "group_b")
@@ -268,7 +268,7 @@ def _objectivity(runner: Runner) -> None:
         runner.skip("objectivity", "no annotators: the data holds no annotators' masks to compare")
         runner.skip("groundtruth", "no annotators: no ground truth can be estimated")
         return
-    from cfosstats.objectivity import estimate_groundtruth, run_agreement
+    from cfosstats.analyses.objectivity import estimate_groundtruth, run_agreement
 
     params = results.parameters
     annotated = lab.annotated_image_ids()
@@ -303,7 +303,7 @@ def _objectivity(runner: Runner) -> None:
 def library_cards(lab_name: str, library: Path | None = None) -> list[tuple[Path, dict]]:
     """Model cards of a lab in the model library: (card path, card), read without torch."""
     if library is None:
-        from cfosstats.resources import data_dir
+        from cfosstats.core.resources import data_dir
 
         library = data_dir() / "models"
     folder = Path(library) / lab_name
@@ -426,7 +426,7 @@ def _models(runner: Runner) -> None:
     if not images:
         runner.skip("models", "no annotated image has an estimated ground truth")
         return
-    from cfosstats.report.models import model_f1_of_image, model_summary
+    from cfosstats.analyses.models import model_f1_of_image, model_summary
 
     tasks = []
     files: list[Path] = []
@@ -491,7 +491,7 @@ def _models(runner: Runner) -> None:
 
 def _map(function: Callable, tasks: list[tuple], jobs: int):
     """`function(*task)` for every task, in order; worker processes when `jobs` > 1."""
-    from cfosstats.parallel import map_tasks
+    from cfosstats.core.parallel import map_tasks
 
     return map_tasks(function, tasks, jobs, False, "models")
 
@@ -521,7 +521,7 @@ def _effects(runner: Runner) -> None:
     training: dict[str, set[str]] = {}
     if results.prediction_root is not None:
         training = {k: v for k, v in _in_sample(results, lab).items() if k.startswith("library/")}
-    from cfosstats.errors import InputError, NothingToAnalyse
+    from cfosstats.core.errors import InputError, NothingToAnalyse
 
     try:
         runner.run(
@@ -559,7 +559,7 @@ def _effects(runner: Runner) -> None:
 
 
 def _run_effects(*args, **kwargs):
-    from cfosstats.validity import run_effects
+    from cfosstats.analyses.validity import run_effects
 
     return run_effects(*args, **kwargs)
 
@@ -612,7 +612,7 @@ def package_versions() -> dict[str, str]:
         "numpy", "scipy", "pandas", "scikit-image", "SimpleITK", "statsmodels", "pingouin", "krippendorff",
         "plotnine", "matplotlib", "jinja2", "pypandoc-binary", "typst", "torch",
     ]  # fmt: skip
-    versions = {"python": platform.python_version(), "cfosstats": cfosstats.__version__}
+    versions = {"python": platform.python_version(), "cfosstats": __version__}
     for name in names:
         try:
             versions[name] = metadata.version(name)
@@ -629,7 +629,7 @@ def git_commit() -> str:
     """The git commit of a source checkout of cfosstats (``+dirty`` when modified), or ``''``."""
     import subprocess
 
-    root = Path(cfosstats.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent.parent  # the checkout above cfosstats/study/
     if not (root / ".git").exists():
         return ""
     try:
@@ -658,8 +658,8 @@ def git_commit() -> str:
 def _render(
     results: Results, qmd: Path, formats: Sequence[str], engine: str, runner: Runner
 ) -> dict[str, Path]:
+    from cfosstats.core.resources import templates_dir
     from cfosstats.report.render import render
-    from cfosstats.resources import templates_dir
 
     folder = qmd.parent
     figure_files = sorted((folder / "figures").glob("*.png"))
@@ -745,7 +745,7 @@ def build_report(
     command : str, optional
         The command line to record (default: the equivalent ``cfosstats report`` command).
     published : sequence of SetResult, optional
-        Published analysis sets (:func:`cfosstats.published.analyse_set`) whose verdict leads
+        Published analysis sets (:func:`cfosstats.analyses.published.analyse_set`) whose verdict leads
         the report and whose sections precede the methods.
 
     Returns
@@ -759,7 +759,7 @@ def build_report(
     ValueError
         An unknown format.
     """
-    from cfosstats.report.commands import command_line
+    from cfosstats.cli.report import command_line
     from cfosstats.report.render import ENGINES, RenderError, check_formats
 
     started = time.perf_counter()
@@ -832,7 +832,7 @@ def build_report(
 
 def _shipped_css(folder: Path) -> None:
     """Copy the report's style sheet beside it (only when it changed)."""
-    from cfosstats.resources import templates_dir
+    from cfosstats.core.resources import templates_dir
 
     css = folder / "report.css"
     source_css = templates_dir() / "report.css"
@@ -842,7 +842,7 @@ def _shipped_css(folder: Path) -> None:
 
 def _shipped(path: Path) -> bool:
     """Whether a registry file is the shipped entry (no --lab-config needed to rerun)."""
-    from cfosstats.registry import labs_dir
+    from cfosstats.datasets.registry import labs_dir
 
     try:
         return Path(path).resolve().parent == labs_dir().resolve()

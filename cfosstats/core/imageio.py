@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cfosstats.atomic import atomic_path
-from cfosstats.errors import InputError
+from cfosstats.core.atomic import atomic_path
+from cfosstats.core.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 

@@ -3,7 +3,7 @@
 :func:`check_output` is called by each command before any work, with the command's inputs:
 ``--out`` may only be a missing folder, an empty folder, or a folder cfosstats wrote before
 (it holds :data:`MARKER`, with the command and version that wrote it). Refused, with one line
-naming the folder (:class:`~cfosstats.errors.InputError`, exit 2), and nothing touched:
+naming the folder (:class:`~cfosstats.core.errors.InputError`, exit 2), and nothing touched:
 
 - an existing file;
 - the current directory;
@@ -11,7 +11,7 @@ naming the folder (:class:`~cfosstats.errors.InputError`, exit 2), and nothing t
   above one, or a folder inside one;
 - a folder that holds files and no marker.
 
-:func:`cfosstats.atomic.atomic_dir` applies the same rule again when it swaps the new folder
+:func:`cfosstats.core.atomic.atomic_dir` applies the same rule again when it swaps the new folder
 in, and writes the marker (:func:`mark`).
 
 Examples
@@ -24,7 +24,7 @@ Examples
 >>> check_output(root / "data", inputs=[root / "data" / "lab-x"])  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-cfosstats.errors.InputError: ...data: --out holds the input .../data/lab-x: name a new folder
+cfosstats.core.errors.InputError: ...data: --out holds the input .../data/lab-x: name a new folder
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cfosstats.errors import InputError
+from cfosstats.core.errors import InputError
 
 __all__ = ["MARKER", "check_output", "lab_inputs", "mark", "written_by_cfosstats"]
 
@@ -59,11 +59,11 @@ def written_by_cfosstats(folder: str | Path) -> bool:
 
 def mark(folder: str | Path, command: str) -> Path:
     """Write the marker that says cfosstats (this command and version) wrote ``folder``."""
-    import cfosstats
+    from cfosstats.core.version import __version__
 
     path = Path(folder) / MARKER
     # No timestamp: outputs stay byte-identical for identical inputs and seeds.
-    record = {"written_by": "cfosstats", "command": command, "version": cfosstats.__version__}
+    record = {"written_by": "cfosstats", "command": command, "version": __version__}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return path
 
