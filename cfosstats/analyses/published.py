@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from cfosstats.analyses.reviewer import analyse_table, reliability_tables
-from cfosstats.core.cache import sha256_file
 from cfosstats.core.errors import InputError
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.resources import data_dir
 from cfosstats.datasets.statistics import read_statistics, read_variation_per_effect, read_variation_test
 from cfosstats.datasets.tables import read_quantification

@@ -42,28 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from cfosstats.core.atomic import write_text
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.version import __version__
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> sha256_file(p)[:12]
-    'ba7816bf8f01'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

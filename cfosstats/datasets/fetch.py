@@ -66,6 +66,7 @@ from rich.progress import (
 
 from cfosstats.core.atomic import atomic_dir, write_text
 from cfosstats.core.errors import InputError, InputWarning
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.version import __version__
 
 try:  # POSIX only; elsewhere concurrent fetches of one source are not serialised
@@ -347,7 +348,7 @@ def _cached_names(base: Path) -> list[str]:
 def _fetch_local(archive: Path, src: Source, dest: Path, lab: str) -> Path:
     if not archive.is_file():
         raise InputError(archive, "archive not found")
-    digest = _sha256_file(archive)
+    digest = sha256_file(archive)
     _check_digest(archive, digest, src.sha256, delete=False)
     if _is_complete(dest, lab, sha256=digest):
         return dest
@@ -364,7 +365,7 @@ def _fetch_remote(
     if src.url is None:
         raise InputError(None, f"source '{src.name}' has no download URL: {src.manual}")
     file = _download(src.url, dest.parent / DOWNLOADS / _download_name(src), progress, retries)
-    digest = _sha256_file(file)
+    digest = sha256_file(file)
     _check_digest(file, digest, src.sha256, delete=True)
     if src.sha256 is None:
         _refuse_unverified(src.url, digest, allow_unverified)
@@ -399,14 +400,6 @@ def _read_marker(root: Path) -> dict | None:
 
 # --------------------------------------------------------------------------------------------
 # Verification
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_digest(file: Path, digest: str, expected: str | None, *, delete: bool) -> None:

@@ -54,6 +54,7 @@ STRATEGY_ORDER = (
     "consensus_models",
     "ensemble_members",
     "consensus_ensembles",
+    "expert_ensembles",
 )
 
 

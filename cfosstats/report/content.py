@@ -37,18 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.core.cache import canonical_json, sha256_file
+from cfosstats.core.cache import canonical_json
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.version import __version__
+from cfosstats.datasets.layout import ESTIMATED_GT, STRATEGY_ORDER
 from cfosstats.report.document import Code, Figure, Note, Section, Table, Text
 from cfosstats.report.figures import MissingData, strategy_label, truthy
+from cfosstats.stats.reliability import VOTING_STRATEGIES
 
 FIGURES_VERSION = 3
-ESTIMATED_GT = "est_GT"
-VOTING = ("annotators", "estimated_gt", "expert_models", "consensus_models", "consensus_ensembles",
-          "expert_ensembles")  # fmt: skip
 MAX_TABLE_ROWS = 30
-STRATEGY_ORDER = ("annotators", "estimated_gt", "expert_models", "consensus_models", "ensemble_members",
-                  "consensus_ensembles", "expert_ensembles")  # fmt: skip
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -436,7 +434,7 @@ def _who_found_everything(calls: pd.DataFrame | None, found: pd.DataFrame) -> st
     keys = ["region", "readout", "comparison"]
     majority = found[keys + ["majority_call"]]
     merged = calls.merge(majority, on=keys, how="inner")
-    merged = merged[merged["strategy"].isin(VOTING)]
+    merged = merged[merged["strategy"].isin(VOTING_STRATEGIES)]
     if merged.empty:
         return None
     per_source = (
@@ -767,7 +765,7 @@ def _strategy_table(results) -> Table | None:
     rows = pd.DataFrame(
         {"effect": table["region"].map(region_label) + " " + table["readout"] + " " + table["comparison"]}
     )
-    for strategy in VOTING:
+    for strategy in (s for s in STRATEGY_ORDER if s in VOTING_STRATEGIES):
         if f"{strategy}_agree" in table.columns:
             rows[strategy_label(strategy)] = [
                 "–" if pd.isna(n) or n == 0 else f"{int(a)}/{int(n)}"
@@ -1196,7 +1194,7 @@ def panel_section(results, figures: FigureMaker) -> Section:
         files.append(uncertainty)
     elif isinstance(uncertainty, list):
         files += uncertainty
-    from cfosstats.core.cache import sha256_file
+    from cfosstats.core.hashing import sha256_file
 
     key_document = {
         "panel": 1,
@@ -1965,7 +1963,7 @@ def _version() -> str:
 
 
 def _sha(path) -> str:
-    from cfosstats.core.cache import sha256_file
+    from cfosstats.core.hashing import sha256_file
 
     return sha256_file(path)
 

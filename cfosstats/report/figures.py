@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ESTIMATED_GT = "est_GT"
+from cfosstats.datasets.layout import ESTIMATED_GT
+
 DPI = 110
 STRATEGY_LABELS = {
     "annotators": "annotators",

@@ -23,13 +23,13 @@ Examples
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> card = save_model(folder / "demo" / "tiny.json", UNet(base=4, depth=2), {"name": "demo/tiny"})
 >>> stored = load_model("demo/tiny", library=folder)
+>>> from cfosstats.core.hashing import sha256_file
 >>> stored.name, stored.card["sha256"] == sha256_file(folder / "demo" / "tiny.pt")
 ('demo/tiny', True)
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Iterable
@@ -41,6 +41,7 @@ import torch
 
 from cfosstats.core.atomic import atomic_path, write_text
 from cfosstats.core.errors import InputError
+from cfosstats.core.hashing import sha256_bytes
 from cfosstats.core.resources import data_dir
 from cfosstats.segment.unet import FLOAT32_BUFFERS, UNet
 
@@ -52,27 +53,6 @@ FORMAT_VERSION = 1
 def default_library() -> Path:
     """The model library shipped with the package (``data/models``)."""
     return data_dir() / "models"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"abc")
-    >>> sha256_file(p)[:12]
-    'ba7816bf8f01'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stored_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:

@@ -41,6 +41,7 @@ import torch
 
 from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.errors import InputError
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.imageio import write_mask, write_png
 from cfosstats.core.version import __version__
 from cfosstats.datasets.lab import Lab
@@ -128,10 +129,6 @@ def model_names(strategy: str, folds: Sequence[int]) -> dict[int, str]:
     return {fold: f"{strategy}_model_{fold}" for fold in folds}
 
 
-def _file_sha(path: Path) -> str:
-    return library.sha256_file(path)
-
-
 def _targets(lab: Lab, strategy: str, image_ids: Sequence[str]):
     """Images, target masks, loss masks and file checksums of the training images of a strategy."""
     images, masks, valid, checksums, skipped = [], [], [], {}, []
@@ -159,8 +156,8 @@ def _targets(lab: Lab, strategy: str, image_ids: Sequence[str]):
         masks.append(target)
         valid.append(None if ignore is None else ~ignore)
         checksums[image_id] = {
-            "image": _file_sha(lab.image_path(image_id)),
-            "target": [_file_sha(f) for f in files],
+            "image": sha256_file(lab.image_path(image_id)),
+            "target": [sha256_file(f) for f in files],
         }
     if all(v is None for v in valid):
         valid = None
@@ -478,7 +475,7 @@ def predict_lab(
         record = {
             "model": stored.name,
             "model_card": str(stored.path),
-            "model_card_sha256": library.sha256_file(stored.path),
+            "model_card_sha256": sha256_file(stored.path),
             "members": [m.name for m in members],
             "settings": settings.as_dict(),
             "uncertainty_scale": "16-bit PNG: 0..65535 = 0..1 bit (entropy in bits, 2 classes)",

@@ -53,10 +53,11 @@ from typing import Any
 import pandas as pd
 
 from cfosstats.core.atomic import atomic_dir, write_csv, write_text
-from cfosstats.core.cache import FileHasher, ResultsCache, cache_key, canonical_json, sha256_file
+from cfosstats.core.cache import FileHasher, ResultsCache, cache_key, canonical_json
+from cfosstats.core.hashing import sha256_file
 from cfosstats.core.version import __version__
+from cfosstats.datasets.layout import ESTIMATED_GT
 
-ESTIMATED_GT = "est_GT"
 ID_COLUMNS = ("image_id", "group", "condition", "stratum", "animal", "experiment", "group_a", "group_b")
 RENDER_VERSION = 1
 PANEL_VERSION = 1
