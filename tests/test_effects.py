@@ -12,7 +12,7 @@ import pingouin
 import pytest
 from scipy import stats
 
-from cfosstats.stats.agreement import _pandas4_warning
+from cfosstats.stats.counts import _pandas4_warning
 from cfosstats.stats.effects import (
     BOOTSTRAP_COLUMNS,
     EFFECT_COLUMNS,

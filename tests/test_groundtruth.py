@@ -39,7 +39,7 @@ def published_comparison(train_data, tmp_path_factory) -> dict[str, dict]:
     for name in PUBLISHED_LABS:
         lab = load_lab(name, data=train_data)
         out_dir = tmp_path_factory.mktemp(f"est_{name}")
-        run = estimate_groundtruth(lab, "staple", out_dir, jobs=2)
+        run = estimate_groundtruth(lab, out_dir, method="staple", jobs=2)
         differing = {}
         for image_id in lab.annotated_image_ids():
             ours = read_mask(out_dir / f"{image_id}_{lab.config.label}.png")
@@ -277,7 +277,7 @@ def test_estimate_groundtruth_writes_masks_table_and_warnings(tmp_path):
         shape=masks[0].shape,
     )  # fmt: skip
 
-    run = estimate_groundtruth(lab, "majority", tmp_path / "out", jobs=1)
+    run = estimate_groundtruth(lab, tmp_path / "out", method="majority", jobs=1)
 
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == [".cfosstats-output.json", "a_cFOS.png", "annotators.csv", "b_cFOS.png", "warnings.csv"]
@@ -300,8 +300,8 @@ def test_estimate_groundtruth_parallel_equals_inline(tmp_path):
         for k, name in enumerate(sources):
             sources[name][image_id] = truth ^ (rng.random((16, 16)) > 0.9 + 0.02 * k)
     lab = FakeLab(tmp_path / "lab", sources, shape=(16, 16))
-    inline = estimate_groundtruth(lab, "staple", tmp_path / "one", jobs=1)
-    parallel = estimate_groundtruth(lab, "staple", tmp_path / "two", jobs=2)
+    inline = estimate_groundtruth(lab, tmp_path / "one", method="staple", jobs=1)
+    parallel = estimate_groundtruth(lab, tmp_path / "two", method="staple", jobs=2)
     pd.testing.assert_frame_equal(inline.annotators, parallel.annotators)
     for image_id in ("x", "y", "z"):
         name = f"{image_id}_cFOS.png"
@@ -316,7 +316,7 @@ def test_estimate_groundtruth_mask_of_wrong_shape_names_the_file(tmp_path):
         shape=(8, 8),
     )
     with pytest.raises(InputError, match="expert_2") as caught:
-        estimate_groundtruth(lab, "staple", tmp_path / "out", jobs=2)
+        estimate_groundtruth(lab, tmp_path / "out", method="staple", jobs=2)
     assert caught.value.path.name == "a_cFOS.png"
     assert "differs" in caught.value.message
     assert not (tmp_path / "out").exists()  # nothing half-written

@@ -475,7 +475,8 @@ def test_missing_tables_become_plain_notes(tmp_path):
 
 
 def test_animal_level_power_and_labels():
-    from cfosstats.report.content import animal_level_power, short_source
+    from cfosstats.report.text import short_source
+    from cfosstats.stats.power import animal_level_power
 
     rows = pd.DataFrame(
         {

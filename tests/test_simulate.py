@@ -19,14 +19,8 @@ from cfosstats.datasets import load_lab
 from cfosstats.datasets.layout import ESTIMATED_GT, MAPPING_COLUMNS, MAPPING_FILE, mask_name
 from cfosstats.datasets.registry import load_lab_config
 from cfosstats.objects.label import count_objects
-from cfosstats.simulate.study import (
-    MEMBERS_PER_ENSEMBLE,
-    N_CONSENSUS_MODELS,
-    N_ENSEMBLES,
-    SIMULATION_FILE,
-    UNETS_PER_EXPERT,
-    simulate_study,
-)
+from cfosstats.simulate.design import MEMBERS_PER_ENSEMBLE, N_CONSENSUS_MODELS, N_ENSEMBLES, UNETS_PER_EXPERT
+from cfosstats.simulate.study import SIMULATION_FILE, simulate_study
 
 CONFIG = load_lab_config("demo")
 LAB = CONFIG.folder

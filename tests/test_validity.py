@@ -15,18 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfosstats.analyses.validity import (
-    FILES,
-    _outliers,
-    _Unit,
-    analyse_unit,
-    run_effects,
-    training_images_from_predictions,
-)
+from cfosstats.analyses.effect_tables import Unit as _Unit
+from cfosstats.analyses.effect_tables import analyse_unit
+from cfosstats.analyses.effect_tables import outlier_table as _outliers
+from cfosstats.analyses.validity import FILES, run_effects
 from cfosstats.cli.effects import effects_command
 from cfosstats.core.errors import InputError
 from cfosstats.core.imageio import read_mask, write_mask
 from cfosstats.datasets import load_lab
+from cfosstats.datasets.predictions import training_images_from_predictions
 from cfosstats.simulate.study import simulate_study
 from cfosstats.stats import outliers as outlier_tests
 

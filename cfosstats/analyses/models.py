@@ -1,5 +1,6 @@
 """Models against the annotators: each predicted label set's object F1 per annotated image,
-placed in the range the annotators span on that image (the study's model selection rule).
+placed in the range the annotators span on that image (the study's model selection rule,
+:mod:`cfosstats.stats.selection`).
 
 The work per image is a pure function of file paths (:func:`model_f1_of_image`), mapped over the
 annotated images in worker processes like the agreement tables.
@@ -20,6 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+
+from cfosstats.core.imageio import read_mask
+from cfosstats.objects.label import label_objects
+from cfosstats.objects.matching import index_objects, match_labels
+from cfosstats.stats.selection import rule_holds, truthy
 
 MODEL_F1_COLUMNS = (
     "image_id",
@@ -75,10 +81,6 @@ def model_f1_of_image(
     list of dict
         One row per source, keys :data:`MODEL_F1_COLUMNS`.
     """
-    from cfosstats.core.imageio import read_mask
-    from cfosstats.objects.label import label_objects
-    from cfosstats.objects.matching import index_objects, match_labels
-
     ignore = None if ignore_path is None else read_mask(ignore_path)
     reference = index_objects(label_objects(read_mask(reference_path), min_size=min_size, ignore=ignore))
     rows = []
@@ -119,8 +121,6 @@ def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
     """
     if placed.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    from cfosstats.report.figures import truthy
-
     trained = truthy(placed["in_sample"]) if "in_sample" in placed else pd.Series(False, index=placed.index)
     rows = []
     for (source, strategy), group in placed.groupby(["source", "strategy"], sort=True):
@@ -137,7 +137,7 @@ def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
                 "n_below": int(placement.get("below", 0)),
                 "n_within": int(placement.get("within", 0)),
                 "n_above": int(placement.get("above", 0)),
-                "passes_rule": bool(placement.get("below", 0) == 0) if len(unseen) else None,
+                "passes_rule": rule_holds(unseen["placement"] != "below"),
             }
         )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

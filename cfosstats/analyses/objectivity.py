@@ -5,8 +5,8 @@ reads a :class:`~cfosstats.datasets.Lab`, maps a pure per-image function over th
 images (in parallel with ``jobs`` worker processes; ``jobs=1`` runs inline) and writes tidy
 tables, every folder atomically (all files appear together or none do).
 
-``estimate_groundtruth(lab, method, out_dir)`` writes
-------------------------------------------------------
+``estimate_groundtruth(lab, out_dir, method=...)`` writes
+---------------------------------------------------------
 ``<image_id>_<label>.png``
     The estimated ground truth of every annotated image, 0/255, the image's size. Estimated
     from the masks as drawn (ignored regions are *not* cut out: that is what reproduces the
@@ -272,9 +272,9 @@ class GroundTruthRun:
 
 def estimate_groundtruth(
     lab,
-    method: str = "staple",
-    out_dir: str | Path | None = None,
+    out_dir: str | Path,
     *,
+    method: str = "staple",
     jobs: int = 2,
     progress: bool = False,
     **options,
@@ -286,11 +286,10 @@ def estimate_groundtruth(
     lab : Lab
         From :func:`cfosstats.datasets.load_lab` (uses ``config``, ``annotators``,
         ``annotated_image_ids()``, ``mask_path`` and ``image_shape``).
+    out_dir : str or Path
+        Folder to (re)create atomically; see the module docstring for its files.
     method : str, default "staple"
         A key of :data:`cfosstats.objects.groundtruth.METHODS`.
-    out_dir : str or Path
-        Folder to (re)create atomically; see the module docstring for its files. Required
-        (it follows `method` only to keep the call order ``(lab, method, out_dir)``).
     jobs : int, default 2
         Worker processes (1 runs inline).
     progress : bool, default False
@@ -309,13 +308,11 @@ def estimate_groundtruth(
 
     Examples
     --------
-    >>> run = estimate_groundtruth(lab, "staple", "out/est_GT")  # doctest: +SKIP
+    >>> run = estimate_groundtruth(lab, "out/est_GT", method="staple")  # doctest: +SKIP
     >>> run.annotators.groupby("annotator")["sensitivity"].median()  # doctest: +SKIP
     """
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; choose from {sorted(METHODS)}")
-    if out_dir is None:
-        raise TypeError("estimate_groundtruth() needs out_dir")
     out_dir = Path(out_dir)
     image_ids = list(lab.annotated_image_ids())
     warning_rows: list[dict] = []
@@ -363,9 +360,9 @@ class AgreementResult:
 def run_agreement(
     lab,
     out_dir: str | Path,
+    *,
     threshold: float = 0.5,
     jobs: int = 2,
-    *,
     criterion: str = "gt",
     progress: bool = False,
 ) -> AgreementResult:

@@ -42,16 +42,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.analyses.validity import Grouping, _long, _outliers, _tidy_effects
-from cfosstats.core.atomic import atomic_dir, write_csv, write_text
-
 # The per-image tables downstream of measurement are the same as for images: validity's table
 # helpers are reused so that both paths write one format.
+from cfosstats.analyses.effect_tables import long_table, outlier_table, tidy_effects
+from cfosstats.analyses.grouping import Grouping
+from cfosstats.analyses.validity import EffectsResult
+from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.version import __version__
 from cfosstats.stats import effects as effect_tests
 from cfosstats.stats import reliability
 from cfosstats.stats.presets import Settings
-from cfosstats.stats.quantify import READOUTS, _area_scale, density_unit, normalise_to_control
+from cfosstats.stats.quantify import READOUTS, area_scale, density_unit, normalise_to_control
 
 __all__ = ["NORMALISATION_CHECK_COLUMNS", "TABLE_FILES", "analyse_table", "run_table_effects", "voting"]
 
@@ -84,7 +85,7 @@ def voting(settings: Settings) -> tuple[str, ...]:
 
 def _quantification(table: pd.DataFrame, config) -> pd.DataFrame:
     out = table.copy()
-    scale = _area_scale(config.um2_per_px)
+    scale = area_scale(config.um2_per_px)
     out["in_sample"] = False
     out["in_sample_basis"] = "published table"
     out["excluded"] = out["image_id"].isin([str(i) for i in config.exclude])
@@ -165,7 +166,7 @@ def _effects(long: pd.DataFrame, quantification, order, settings, alpha) -> pd.D
             table = table.assign(**head, eta2_ci_low=np.nan, eta2_ci_high=np.nan, ci_level=np.nan, n_boot=0)
             frames.append(table)
     effects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return _tidy_effects(effects, quantification, Grouping("conditions", "condition", tuple(order)))
+    return tidy_effects(effects, quantification, Grouping("conditions", "condition", tuple(order)))
 
 
 def reliability_tables(effects: pd.DataFrame, settings: Settings, strategies: Iterable[str] = ()) -> dict:
@@ -232,11 +233,11 @@ def analyse_table(
     """
     order = list(config.conditions)
     quantification = _quantification(table, config)
-    long = _long(quantification)
+    long = long_table(quantification)
     tables = {
         "quantification": quantification,
         "normalisation_check": _normalisation_check(quantification),
-        "outliers": _outliers(long, 0.05),
+        "outliers": outlier_table(long, 0.05),
     }
     tables["effects"] = _effects(long, quantification, order, settings, alpha)
     tables.update(reliability_tables(tables["effects"], settings, quantification["strategy"].unique()))
@@ -275,7 +276,7 @@ def run_record(config, settings: Settings, alpha: float, inputs: dict[str, str],
 
 
 def run_table_effects(
-    table: pd.DataFrame, config, out_dir: str | Path, settings: Settings, alpha: float = 0.05, inputs=None
+    table: pd.DataFrame, config, out_dir: str | Path, settings: Settings, *, alpha: float = 0.05, inputs=None
 ):
     """:func:`analyse_table` and write every table and ``run.json`` atomically into ``out_dir``.
 
@@ -283,8 +284,6 @@ def run_table_effects(
     -------
     cfosstats.analyses.validity.EffectsResult
     """
-    from cfosstats.analyses.validity import EffectsResult
-
     started = time.perf_counter()
     tables = analyse_table(table, config, settings, alpha)
     tables["warnings"] = pd.DataFrame(columns=["source", "region", "readout", "image_id", "message"])

@@ -1,24 +1,118 @@
 """``cfosstats effects``: treatment effects across every label source of a lab, as tidy CSVs.
 
-A plain function the command line wires in (:func:`effects_command`); all the work is in
-:func:`cfosstats.analyses.validity.run_effects`, whose module docstring documents every column.
+:func:`effects` is the command; :func:`effects_command` the plain function behind it; all the
+work is in :func:`cfosstats.analyses.validity.run_effects`, whose module docstring documents every
+column. With published tables instead of images (reviewer mode), :mod:`cfosstats.cli.tables`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from cfosstats.cli.common import check_alpha, check_jobs, echo, read_lab
+from cfosstats.cli.options import (
+    ColumnsOption,
+    ConfigOption,
+    DataOption,
+    EffectSizesOption,
+    JobsOption,
+    LabOption,
+    OutOption,
+    PresetOption,
+    QuantificationOption,
+    StatisticsOption,
+    StrategiesOption,
+)
 from cfosstats.core.errors import InputError
+from cfosstats.core.outputs import check_output, lab_inputs
 
-__all__ = ["effects_command", "summary_lines"]
+# lazy: library modules are imported inside the commands, to keep start-up fast.
+
+__all__ = ["effects", "effects_command", "summary_lines"]
+
+
+def effects(
+    lab: LabOption,
+    out: OutOption,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level.")] = 0.05,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Image id to leave out (repeatable; recorded).")
+    ] = None,
+    jobs: JobsOption = 2,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the eta² intervals.")] = 1000,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Data root written by 'cfosstats predict --out': its label sets join the analysis "
+            "(in-sample images, from the model cards, are left out of the tests).",
+        ),
+    ] = None,
+    include_in_sample: Annotated[
+        bool,
+        typer.Option(
+            "--include-in-sample",
+            help="Also test predictions of images a model was trained on (optimistic; recorded).",
+        ),
+    ] = False,
+    quantification: QuantificationOption = None,
+    statistics: StatisticsOption = None,
+    effect_sizes: EffectSizesOption = None,
+    columns: ColumnsOption = None,
+    strategies: StrategiesOption = None,
+    preset: PresetOption = None,
+) -> None:
+    """Treatment effects for every label source, and how reproducible they are across analyses.
+
+    With --quantification or --effect-sizes, from published tables instead of images (reviewer
+    mode; default preset segebarth2020, the study's rules).
+    """
+    if quantification is not None or effect_sizes is not None:
+        from cfosstats.cli.tables import tables_effects_command  # lazy
+        from cfosstats.datasets.registry import load_lab_config  # lazy
+        from cfosstats.stats.presets import get_preset  # lazy
+
+        check_alpha(alpha)
+        tables_effects_command(
+            load_lab_config(lab, lab_config),
+            out,
+            quantification=quantification,
+            statistics=statistics,
+            effect_sizes=effect_sizes,
+            columns=columns,
+            strategies=strategies,
+            settings=get_preset(preset or "segebarth2020"),
+            alpha=alpha,
+            echo=echo,
+        )
+        return
+    if preset not in (None, "cfosstats"):
+        raise InputError(None, "--preset applies to published tables (--quantification / --effect-sizes)")
+
+    effects_command(
+        lab,
+        data,
+        lab_config,
+        out,
+        alpha=alpha,
+        exclude=tuple(exclude or ()),
+        jobs=jobs,
+        n_boot=n_boot,
+        echo=echo,
+        predictions=predictions,
+        include_in_sample=include_in_sample,
+    )
 
 
 def _check_arguments(alpha: float, jobs: int, n_boot: int) -> None:
-    if not 0 < alpha < 1:
-        raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
-    if jobs < 1:
-        raise InputError(None, f"--jobs must be at least 1, got {jobs}")
+    check_alpha(alpha)
+    check_jobs(jobs)
     if n_boot < 0:
         raise InputError(None, f"--n-boot must not be negative, got {n_boot}")
 
@@ -112,20 +206,14 @@ def effects_command(
         or mis-shaped masks, no predictions of the lab under `predictions`): the CLI prints the
         one-line message and exits with code 2.
     """
-    from cfosstats.analyses.validity import run_effects
-    from cfosstats.datasets import load_lab
-    from cfosstats.datasets.registry import load_lab_config
+    from cfosstats.analyses.validity import run_effects  # lazy
+    from cfosstats.datasets.predictions import with_predictions  # lazy
 
     _check_arguments(alpha, jobs, n_boot)
-    config = load_lab_config(lab, lab_config)
-    found = load_lab(config, data)
-    from cfosstats.core.outputs import check_output, lab_inputs
-
+    found = read_lab(lab, data, lab_config)
     check_output(out, [*lab_inputs(found), *([predictions] if predictions is not None else [])])
     training = None
     if predictions is not None:
-        from cfosstats.datasets.predictions import with_predictions
-
         found, training = with_predictions(found, predictions)
     result = run_effects(
         found,

@@ -27,7 +27,7 @@ def main() -> None:
     """Run the command line with the interrupt handler installed."""
     signal.signal(signal.SIGINT, _interrupted)
     try:
-        from cfosstats.cli.app import app
+        from cfosstats.cli.app import app  # lazy: imported once the Ctrl-C handler is installed
 
         app()
     except KeyboardInterrupt:

@@ -1,19 +1,20 @@
-"""``cfosstats report``: functions for the Typer app (wired in :mod:`cfosstats.cli.app`).
+"""``cfosstats report``: the validity report of a lab (wired in :mod:`cfosstats.cli.app`).
 
-:func:`report_command` is the plain function; :func:`report` is the same with Typer's
-``Annotated`` options, wired in like the other commands::
-
-    app.command("report")(reports_input_errors(report_commands.report))
+:func:`report` is the command, with Typer's ``Annotated`` options; :func:`report_command` is the
+plain function behind it.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
+from cfosstats.cli.common import check_alpha, check_jobs, read_lab
 from cfosstats.cli.options import (
     ColumnsOption,
     ConfigOption,
@@ -26,79 +27,46 @@ from cfosstats.cli.options import (
     StatisticsOption,
     StrategiesOption,
 )
+from cfosstats.core.atomic import remove_partials
 from cfosstats.core.errors import InputError
+from cfosstats.core.outputs import MARKER, check_output, lab_inputs, mark, written_by_cfosstats
 
-
-def command_line(
-    lab: str,
-    data: Path | None = None,
-    lab_config: Path | None = None,
-    out: Path = Path("reports"),
-    formats: str | Sequence[str] = "html,pdf",
-    engine: str = "pandoc",
-    jobs: int = 2,
-    alpha: float = 0.05,
-    exclude: Sequence[str] = (),
-    predict: bool = True,
-) -> str:
-    """The ``cfosstats report`` command line that reproduces a report (recorded in it).
-
-    Examples
-    --------
-    >>> command_line("wue1", data=Path("train_data"), out=Path("reports"))
-    'cfosstats report --lab wue1 --data train_data --out reports --format html,pdf --engine pandoc'
-    """
-    import shlex
-
-    if not isinstance(formats, str):
-        formats = ",".join(formats)
-    parts = ["cfosstats", "report", "--lab", lab]
-    if data is not None:
-        parts += ["--data", str(data)]
-    if lab_config is not None:
-        parts += ["--lab-config", str(lab_config)]
-    parts += ["--out", str(out), "--format", formats.replace(" ", ""), "--engine", engine]
-    if jobs != 2:
-        parts += ["--jobs", str(jobs)]
-    if alpha != 0.05:
-        parts += ["--alpha", f"{alpha:g}"]
-    for image_id in exclude:
-        parts += ["--exclude", str(image_id)]
-    if not predict:
-        parts.append("--no-predict")
-    return shlex.join(parts)
+# lazy: library modules are imported inside the functions, to keep start-up fast.
 
 
 def report_command(
     lab: str,
-    data: Path | None = None,
-    lab_config: Path | None = None,
-    out: Path = Path("reports"),
-    formats: str | Sequence[str] = "html,pdf",
-    engine: str = "pandoc",
+    data: Path | None,
+    lab_config: Path | None,
+    out: Path,
+    formats: str | Sequence[str],
+    engine: str,
     *,
-    jobs: int = 2,
-    alpha: float = 0.05,
-    exclude: Sequence[str] = (),
-    predict: bool = True,
+    jobs: int,
+    alpha: float,
+    exclude: Sequence[str],
+    predict: bool,
     progress: bool = True,
     tables: dict | None = None,
 ):
     """Build the validity report of a lab and print where it is.
 
+    The options are the command's (:func:`report` holds their defaults, and
+    :func:`cfosstats.report.build.command_line` records them).
+
     Parameters
     ----------
     lab : str
         Registry name (``demo`` needs no data).
-    data : Path, optional
-        Data root (``--data``); default ``$CFOSSTATS_DATA``, then the fetch cache.
-    lab_config : Path, optional
+    data : Path or None
+        Data root (``--data``); None: ``$CFOSSTATS_DATA``, then the fetch cache.
+    lab_config : Path or None
         A registry file to use instead of the shipped entry (``--lab-config``).
-    out : Path, default reports
-        Output root; files go to ``<out>/<lab>/``.
-    formats : str or sequence of str, default "html,pdf"
+    out : Path
+        Output root (``--out``); files go to ``<out>/<lab>/``.
+    formats : str or sequence of str
         ``--format``: ``html``, ``pdf`` or both.
-    engine : str, default "pandoc"
+    engine : str
         ``--engine``: ``pandoc`` (bundled) or ``quarto`` (needs a quarto binary on PATH).
     jobs, alpha, exclude, predict, progress
         Passed to :func:`cfosstats.report.build_report`.
@@ -119,22 +87,21 @@ def report_command(
 
     Examples
     --------
-    >>> report_command("demo", out=Path("reports"))  # doctest: +SKIP
+    >>> report_command("demo", None, None, Path("reports"), "html", "pandoc",
+    ...                jobs=2, alpha=0.05, exclude=(), predict=True)  # doctest: +SKIP
     """
-    from cfosstats.datasets import load_lab
-    from cfosstats.report.render import RenderError
-    from cfosstats.study.runner import build_report
+    from cfosstats.report.build import build_report, command_line  # lazy
+    from cfosstats.report.published_report import analyse_sets, build_table_report  # lazy
+    from cfosstats.report.render import RenderError  # lazy
 
-    if not 0 < alpha < 1:
-        raise InputError(None, f"--alpha must be between 0 and 1, got {alpha}")
-    if jobs < 1:
-        raise InputError(None, f"--jobs must be at least 1, got {jobs}")
+    check_alpha(alpha)
+    check_jobs(jobs)
     tables = tables or {}
     command = command_line(lab, data, lab_config, out, formats, engine, jobs, alpha, exclude, predict)
     command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in tables.items() if v is not None)
     sets, config = _published_sets(lab, lab_config, tables)
     try:
-        found = load_lab(lab, data=data, config_path=lab_config)
+        found = read_lab(lab, data, lab_config)
     except InputError as exc:
         if not sets or data is not None:
             raise
@@ -146,16 +113,12 @@ def report_command(
     )
     try:
         if found is None:
-            from cfosstats.report.published_report import build_table_report
-
             result = build_table_report(
                 config, sets, out, formats, engine, settings=_settings(tables), alpha=alpha,
                 columns=tables.get("columns"), strategies=tables.get("strategies"), command=command,
                 why_no_images=why,
             )  # fmt: skip
         else:
-            from cfosstats.report.published_report import analyse_sets
-
             published = analyse_sets(
                 sets, config, _settings(tables), alpha, tables.get("columns"), tables.get("strategies")
             )
@@ -179,9 +142,7 @@ def report_command(
         _remove_skeleton(folder, new_folder)
         raise
     if progress:
-        from rich.console import Console
-
-        from cfosstats.cli.tables import read_lines
+        from cfosstats.cli.tables import read_lines  # lazy
 
         console = Console(highlight=False, soft_wrap=True)
         for published in result.published:
@@ -198,8 +159,6 @@ def report_command(
 
 def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     """``--out`` receives ``<lab>/``: the root may hold other files, ``<lab>/`` only cfosstats's."""
-    from cfosstats.core.outputs import check_output, lab_inputs, mark, written_by_cfosstats
-
     inputs = [*tables, *(lab_inputs(found) if found is not None else [])]
     check_output(out, inputs, foreign_ok=True)
     folder = out / lab
@@ -207,17 +166,11 @@ def _check_report_out(out: Path, lab: str, found, tables: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not written_by_cfosstats(folder):
         mark(folder, "report")
-    from cfosstats.core.atomic import remove_partials
-
     remove_partials(folder)  # what a killed earlier run left half-written
 
 
 def _remove_skeleton(folder: Path, new_folder: bool) -> None:
     """After a failed first run, remove the report folder if it holds no file but the marker."""
-    import shutil
-
-    from cfosstats.core.outputs import MARKER
-
     if not new_folder or not folder.is_dir():
         return
     if all(p.is_dir() or p.name == MARKER for p in folder.rglob("*")):
@@ -225,15 +178,15 @@ def _remove_skeleton(folder: Path, new_folder: bool) -> None:
 
 
 def _settings(tables: dict):
-    from cfosstats.stats.presets import get_preset
+    from cfosstats.stats.presets import get_preset  # lazy
 
     return get_preset(tables.get("preset") or "segebarth2020")
 
 
 def _published_sets(lab: str, lab_config: Path | None, tables: dict):
     """The analysis sets to report (given tables, else the shipped ones) and the lab's config."""
-    from cfosstats.analyses.published import AnalysisSet, shipped_sets
-    from cfosstats.datasets.registry import load_lab_config
+    from cfosstats.analyses.published import AnalysisSet, shipped_sets  # lazy
+    from cfosstats.datasets.registry import load_lab_config  # lazy
 
     config = load_lab_config(lab, lab_config)
     _settings(tables)  # an unknown preset fails before any work

@@ -1,4 +1,4 @@
-"""The ``train``, ``predict`` and ``models`` commands, as plain functions for the Typer app.
+"""The segmentation commands: ``train``, ``predict`` and ``models``.
 
 Each function takes the command-line arguments (Typer reads the ``Annotated`` options) and raises
 `InputError` for bad input; ``cfosstats.cli.app`` wires them in with its error handler::
@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
+from cfosstats.cli.common import read_lab
 from cfosstats.cli.options import ConfigOption, DataOption, LabOption
 from cfosstats.core.errors import InputError
+from cfosstats.core.outputs import check_output, lab_inputs, mark
+
+# lazy: torch (2 s) and the modules that import it are imported inside the commands.
 
 LibraryOption = Annotated[
     Path | None, typer.Option("--library", help="Model library folder (default: the shipped data/models).")
@@ -36,7 +43,7 @@ def _threads(threads: int | None) -> int | None:
 
 @contextlib.contextmanager
 def _torch_threads(threads: int | None):
-    import torch
+    import torch  # lazy: 2 s at start-up
 
     before = torch.get_num_threads()
     if threads:
@@ -45,12 +52,6 @@ def _torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _load(lab: str, data: Path | None, lab_config: Path | None):
-    from cfosstats.datasets import load_lab
-
-    return load_lab(lab, data=data, config_path=lab_config)
 
 
 def train(
@@ -86,10 +87,8 @@ def train(
     written with its card as soon as it is done; with strategy 'consensus' the ensemble card
     follows once every fold exists.
     """
-    from rich.console import Console
-
-    from cfosstats.segment.pipeline import train_lab
-    from cfosstats.segment.train import TrainConfig
+    from cfosstats.segment.pipeline import train_lab  # lazy
+    from cfosstats.segment.train import TrainConfig  # lazy
 
     if steps < 2:
         raise InputError(None, f"--steps must be at least 2, got {steps}")
@@ -97,9 +96,7 @@ def train(
         raise InputError(None, f"--folds must be at least 2, got {folds}")
     if base < 1 or batch_size < 1 or tile < 16 or tile % 16:
         raise InputError(None, "--base and --batch-size must be positive, --tile a multiple of 16")
-    found = _load(lab, data, lab_config)
-    from cfosstats.core.outputs import check_output, lab_inputs
-
+    found = read_lab(lab, data, lab_config)
     # A library root receives <lab>/<model> files (e.g. data/models): foreign files are kept.
     check_output(out, lab_inputs(found), foreign_ok=True)
     config = TrainConfig(base=base, tile=tile, batch_size=batch_size, threads=_threads(threads))
@@ -134,18 +131,14 @@ def predict(
 ) -> None:
     """Predict a lab's images: binary masks in the study label layout, uncertainty maps and a
     per-image review ranking (uncertainty.csv). Only the images are needed."""
-    from rich.console import Console
-
-    from cfosstats.segment.pipeline import predict_lab
-    from cfosstats.segment.predict import Settings
+    from cfosstats.segment.pipeline import predict_lab  # lazy
+    from cfosstats.segment.predict import Settings  # lazy
 
     if precision not in ("auto", "bf16", "fp32"):
         raise InputError(None, f"--precision must be auto, bf16 or fp32, got {precision}")
     if tile < 16 or tile % 16 or overlap < 0 or overlap % 16 or overlap >= tile:
         raise InputError(None, "--tile and --overlap must be multiples of 16 with 0 <= overlap < tile")
-    found = _load(lab, data, lab_config)
-    from cfosstats.core.outputs import check_output, lab_inputs, mark
-
+    found = read_lab(lab, data, lab_config)
     check_output(out, lab_inputs(found))
     settings = Settings(tile=tile, overlap=overlap, tta=tta, precision=precision)
     with _torch_threads(_threads(threads)):
@@ -162,11 +155,7 @@ def predict(
 
 def models(library: LibraryOption = None) -> None:
     """List the models in the library: name, strategy, fold, steps, selection verdict and counts, size."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    from cfosstats.segment.library import list_models
+    from cfosstats.segment.library import list_models  # lazy
 
     listing = list_models(library)
     console = Console()

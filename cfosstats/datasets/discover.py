@@ -1,40 +1,27 @@
 """Finding a lab's data: ``--data ROOT``, then ``$CFOSSTATS_DATA``, then the fetch cache.
 
-The simulated demo lab needs no data at all: without a root it is generated (once, with the
-default seed) into the cache.
+A simulated lab (the demo) needs no data at all: without a root, the caller's ``simulated_data``
+makes it (the commands pass :func:`cfosstats.simulate.demo.demo_root`, which simulates the demo
+study once, with the default seed, into the cache).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cfosstats.core.errors import InputError
+from cfosstats.datasets.fetch import find_cached
 from cfosstats.datasets.lab import Lab
 from cfosstats.datasets.layout import MAPPING_FILE
 from cfosstats.datasets.readers import read_study_layout, read_training_layout
 from cfosstats.datasets.registry import LabConfig, load_lab_config
 
-DEMO_SEED = 0
 
-
-def _cache_dir() -> Path:
-    from cfosstats.datasets.fetch import cache_dir
-
-    return cache_dir()
-
-
-def _demo_root() -> Path:
-    """The default demo study in the cache, simulated on first use."""
-    from cfosstats.simulate.study import simulate_study
-
-    root = _cache_dir() / f"demo-seed{DEMO_SEED}"
-    if not (root / MAPPING_FILE).is_file():
-        simulate_study(root, seed=DEMO_SEED)
-    return root
-
-
-def resolve_data_root(config: LabConfig, data: str | Path | None = None) -> tuple[Path, str]:
+def resolve_data_root(
+    config: LabConfig, data: str | Path | None = None, simulated_data: Callable[[], Path] | None = None
+) -> tuple[Path, str]:
     """The data root of a lab and its layout (``study`` or ``training``).
 
     Parameters
@@ -44,7 +31,10 @@ def resolve_data_root(config: LabConfig, data: str | Path | None = None) -> tupl
     data : str or Path, optional
         A folder holding ``lab-<id>/`` folders, a full study root with ``image_mapping.xlsx``,
         or the lab folder itself. Without it: ``$CFOSSTATS_DATA``, then the fetch cache (and
-        for the demo lab a simulated study).
+        for the demo lab a simulated study, from `simulated_data`).
+    simulated_data : callable, optional
+        Makes the data root of a simulated lab (``config.simulated``) when none is found, e.g.
+        :func:`cfosstats.simulate.demo.demo_root`.
 
     Raises
     ------
@@ -54,13 +44,17 @@ def resolve_data_root(config: LabConfig, data: str | Path | None = None) -> tupl
     if data is None and os.environ.get("CFOSSTATS_DATA"):
         data = os.environ["CFOSSTATS_DATA"]
     if data is None:
-        from cfosstats.datasets.fetch import find_cached
-
         cached = find_cached(config.name)
         if cached is not None:
             data = cached
+        elif config.simulated and simulated_data is not None:
+            data = simulated_data()
         elif config.simulated:
-            data = _demo_root()
+            raise InputError(
+                None,
+                f"no data for lab {config.name}: pass --data ROOT, or simulated_data="
+                "cfosstats.simulate.demo.demo_root to simulate the demo study",
+            )
         else:
             raise InputError(
                 None,
@@ -80,7 +74,10 @@ def resolve_data_root(config: LabConfig, data: str | Path | None = None) -> tupl
 
 
 def load_lab(
-    lab: str | LabConfig, data: str | Path | None = None, config_path: str | Path | None = None
+    lab: str | LabConfig,
+    data: str | Path | None = None,
+    config_path: str | Path | None = None,
+    simulated_data: Callable[[], Path] | None = None,
 ) -> Lab:
     """Read one lab's data into a :class:`~cfosstats.datasets.lab.Lab`.
 
@@ -92,6 +89,8 @@ def load_lab(
         Where the data is (see :func:`resolve_data_root`).
     config_path : str or Path, optional
         A lab registry file to use instead of the shipped entry.
+    simulated_data : callable, optional
+        Makes the data of a simulated lab when none is found (see :func:`resolve_data_root`).
 
     Examples
     --------
@@ -100,7 +99,7 @@ def load_lab(
     (5, ['expert_1', 'expert_3', 'expert_4', 'expert_5'])
     """
     config = lab if isinstance(lab, LabConfig) else load_lab_config(lab, config_path)
-    root, layout = resolve_data_root(config, data)
+    root, layout = resolve_data_root(config, data, simulated_data)
     if layout == "study":
         return read_study_layout(root, config)
     return read_training_layout(root / config.folder, config)

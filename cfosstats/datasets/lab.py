@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
+from PIL import Image, UnidentifiedImageError
 
 from cfosstats.core.errors import InputError
 from cfosstats.core.imageio import read_image, read_mask
@@ -286,12 +288,8 @@ class Lab:
 @functools.lru_cache(maxsize=4096)
 def _cached_shape(path: str, mtime_ns: int) -> tuple[int, int]:
     del mtime_ns  # part of the cache key only: a rewritten file is read again
-    from PIL import Image, UnidentifiedImageError
-
     try:
         if path.lower().endswith((".tif", ".tiff")):
-            import tifffile
-
             with tifffile.TiffFile(path) as tif:
                 shape = tif.pages[0].shape
         else:

@@ -49,7 +49,6 @@ import pandas as pd
 
 from cfosstats.core.errors import InputError
 from cfosstats.datasets.tables import infer_strategy
-from cfosstats.stats.effects import BONFERRONI_RULES
 
 __all__ = ["READOUT_NAMES", "STATISTICS_COLUMNS", "read_statistics"]
 
@@ -199,7 +198,7 @@ def _read_workbook(path: Path, conditions, settings, alpha) -> pd.DataFrame:
         sheets = pd.read_excel(path, sheet_name=None, header=[0, 1])
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot be read as a workbook: {str(exc).splitlines()[0]}") from None
-    divisor = BONFERRONI_RULES[settings.bonferroni_rule](len(conditions))
+    divisor = settings.bonferroni_divisor(len(conditions))  # the preset's Bonferroni rule
     rows = []
     for sheet, frame in sheets.items():
         if "-" not in sheet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cfosstats.datasets.lab import Lab
+from cfosstats.datasets.predictions import training_flag
 
 
 def _counts(series) -> str:
@@ -31,7 +32,7 @@ def lab_summary(lab: Lab) -> dict[str, str]:
         "label": lab.config.label,
         "min object size": f"{lab.config.min_object_size} px",
         "images": str(len(meta)),
-        "training images": str(int(meta["training"].fillna(False).astype(bool).sum())),
+        "training images": str(int(training_flag(meta).sum())),
         "annotators": ", ".join(lab.annotators) or "none",
         "estimated ground truth": (
             f"published est_GT ({len(lab.label_sources['est_GT'].files)} masks)"

@@ -411,6 +411,15 @@ def read_quantification(
         Naming the file, and the line and column where known: a missing or unmapped column, a
         duplicate (image, analysis, region), a non-numeric or negative count or area, a
         condition not in the lab's registry, no control group, an analysis of unknown strategy.
+
+    Examples
+    --------
+    The study's lab-mue table (Figure 5), shipped in ``data/published/``:
+
+    >>> from cfosstats.datasets.registry import load_lab_config
+    >>> table = read_quantification("data/published/mue/quantifications_mue.csv", load_lab_config("mue"))
+    >>> len(table), table["strategy"].value_counts().to_dict()
+    (1200, {'consensus_models': 960, 'consensus_ensembles': 240})
     """
     path = Path(path)
     mapping = parse_mapping(columns) if not isinstance(columns, Mapping) else dict(columns)

@@ -221,7 +221,7 @@ def render_document(context: dict, template_dir: str | Path | None = None) -> st
     >>> "# Verdict {#verdict}" in text and "All good." in text
     True
     """
-    import jinja2
+    import jinja2  # lazy: only when a document is rendered
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir or templates_dir())),

@@ -6,7 +6,8 @@ Every function takes the tables the analysis wrote (columns as documented in
 :class:`MissingData` naming what it needs when the table lacks it (the report then says what was
 skipped and why). :func:`save` writes a PNG at a modest resolution.
 
-Colours follow the Okabe-Ito palette (distinguishable with the common colour-vision
+plotnine is imported inside each function (lazy: about 1 s at start-up). Colours follow the
+Okabe-Ito palette (distinguishable with the common colour-vision
 deficiencies); every strategy keeps its colour in every figure.
 
 Examples
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cfosstats.datasets.layout import ESTIMATED_GT
+from cfosstats.stats.selection import truthy
 
 DPI = 110
 STRATEGY_LABELS = {
@@ -77,17 +79,6 @@ def require(table: pd.DataFrame | None, columns: Sequence[str], what: str) -> pd
     return table
 
 
-def truthy(values: pd.Series) -> pd.Series:
-    """Booleans from a column that may hold bools or their text (``True``/``false``/``1``).
-
-    Examples
-    --------
-    >>> truthy(pd.Series(["True", "false", True, 0])).tolist()
-    [True, False, True, False]
-    """
-    return values.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
-
-
 def strategy_label(strategy: str) -> str:
     """Readable name of a strategy (``consensus_ensembles`` -> ``consensus ensembles``).
 
@@ -115,7 +106,7 @@ def _colours(categories: Sequence[str]) -> list[str]:
 
 
 def _theme(base_size: float = 10):
-    from plotnine import element_blank, element_rect, element_text, theme, theme_bw
+    from plotnine import element_blank, element_rect, element_text, theme, theme_bw  # lazy: plotnine
 
     return theme_bw(base_size=base_size) + theme(
         panel_grid_minor=element_blank(),
@@ -154,7 +145,7 @@ def pairwise_f1_heatmap(pairwise_f1: pd.DataFrame, statistic: str = "f1_mean"):
         ``reference``, `statistic`).
     statistic : str, default "f1_mean"
     """
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         coord_equal,
         element_text,
@@ -190,9 +181,25 @@ def pairwise_f1_heatmap(pairwise_f1: pd.DataFrame, statistic: str = "f1_mean"):
     )
 
 
+def _boxes_with_points(table: pd.DataFrame, x: str, y: str):
+    """Grey box plots of `y` per `x` with every value as a jittered point (one per image)."""
+    from plotnine import aes, geom_boxplot, geom_point, ggplot, position_jitter  # lazy: plotnine
+
+    return (
+        ggplot(table, aes(x, y))
+        + geom_boxplot(outlier_shape="", fill="#f2f2f2", width=0.6)
+        + geom_point(
+            position=position_jitter(width=0.15, height=0, random_state=1),
+            alpha=0.6,
+            size=1.4,
+            color="#CC79A7",
+        )
+    )
+
+
 def annotator_f1(objects: pd.DataFrame, reference: str = ESTIMATED_GT):
     """Per-image object F1 of each annotator against the estimated ground truth (box + points)."""
-    from plotnine import aes, coord_flip, geom_boxplot, geom_point, ggplot, labs, position_jitter, ylim
+    from plotnine import coord_flip, labs, ylim  # lazy: plotnine
 
     table = require(objects, ["image_id", "rater", "reference", "f1"], "objects table")
     table = table[(table["reference"] == reference) & (table["rater"] != reference)].dropna(subset=["f1"])
@@ -202,14 +209,7 @@ def annotator_f1(objects: pd.DataFrame, reference: str = ESTIMATED_GT):
         rater=pd.Categorical(table["rater"], categories=sorted(table["rater"].unique())[::-1])
     )
     return (
-        ggplot(table, aes("rater", "f1"))
-        + geom_boxplot(outlier_shape="", fill="#f2f2f2", width=0.6)
-        + geom_point(
-            position=position_jitter(width=0.15, height=0, random_state=1),
-            alpha=0.6,
-            size=1.4,
-            color="#CC79A7",
-        )
+        _boxes_with_points(table, "rater", "f1")
         + coord_flip()
         + ylim(0, 1)
         + labs(x="", y=f"object F1 against {reference} (one point per image)")
@@ -219,16 +219,7 @@ def annotator_f1(objects: pd.DataFrame, reference: str = ESTIMATED_GT):
 
 def staple_performance(annotators: pd.DataFrame):
     """STAPLE's per-annotator sensitivity and specificity estimates, one point per image."""
-    from plotnine import (
-        aes,
-        coord_flip,
-        facet_wrap,
-        geom_boxplot,
-        geom_point,
-        ggplot,
-        labs,
-        position_jitter,
-    )
+    from plotnine import coord_flip, facet_wrap, labs  # lazy: plotnine
 
     table = require(annotators, ["image_id", "annotator", "sensitivity", "specificity"], "STAPLE table")
     long = table.melt(
@@ -238,14 +229,7 @@ def staple_performance(annotators: pd.DataFrame):
         raise MissingData("STAPLE table has no estimates")
     long["annotator"] = pd.Categorical(long["annotator"], categories=sorted(long["annotator"].unique())[::-1])
     return (
-        ggplot(long, aes("annotator", "value"))
-        + geom_boxplot(outlier_shape="", fill="#f2f2f2", width=0.6)
-        + geom_point(
-            position=position_jitter(width=0.15, height=0, random_state=1),
-            alpha=0.6,
-            size=1.4,
-            color="#CC79A7",
-        )
+        _boxes_with_points(long, "annotator", "value")
         + coord_flip()
         + facet_wrap("measure", scales="free_x")
         + labs(x="", y="STAPLE estimate (pixel level; one point per image)")
@@ -255,7 +239,7 @@ def staple_performance(annotators: pd.DataFrame):
 
 def bland_altman(table: pd.DataFrame):
     """Bland-Altman plots of each annotator's object count against the estimated GT's."""
-    from plotnine import aes, facet_wrap, geom_hline, geom_point, ggplot, labs
+    from plotnine import aes, facet_wrap, geom_hline, geom_point, ggplot, labs  # lazy: plotnine
 
     table = require(
         table, ["rater", "mean", "diff", "bias", "loa_low", "loa_high"], "Bland-Altman table"
@@ -293,7 +277,7 @@ def model_expert_range(model_f1: pd.DataFrame, expert_range: pd.DataFrame):
     expert_range : DataFrame
         ``image_id``, ``f1_min``, ``f1_max`` (the worst and best annotator per image).
     """
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         coord_flip,
         geom_linerange,
@@ -360,7 +344,7 @@ def effect_strip(effects: pd.DataFrame, groups: Sequence[str] = ()):
     (label source), coloured by strategy. The grey band marks eta² below the critical value
     (not significant at the chosen alpha); a filled point is a significant analysis.
     """
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         coord_flip,
         facet_wrap,
@@ -419,7 +403,7 @@ def effect_strip(effects: pd.DataFrame, groups: Sequence[str] = ()):
 
 def variation_per_effect(table: pd.DataFrame):
     """SD of eta² within each strategy, per effect: how much analyses of one kind disagree."""
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         coord_flip,
         geom_boxplot,
@@ -457,6 +441,7 @@ def variation_per_effect(table: pd.DataFrame):
 
 def variation_per_model(table: pd.DataFrame):
     """Per model: spread of its centred eta² against how many of its calls differ from the majority."""
+    # lazy: plotnine
     from plotnine import aes, geom_point, ggplot, labs, scale_color_manual, scale_y_continuous
 
     sd = _first_column(
@@ -500,7 +485,7 @@ def _first_column(table: pd.DataFrame | None, candidates: Sequence[str], what: s
 
 def normalised_values(quantification: pd.DataFrame, conditions: Sequence[str] = (), value: str | None = None):
     """Per region and readout, the values normalised to the control mean, per group and strategy."""
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         facet_grid,
         geom_boxplot,
@@ -542,7 +527,7 @@ def normalised_values(quantification: pd.DataFrame, conditions: Sequence[str] = 
 
 def call_matrix(effects: pd.DataFrame, reproducibility: pd.DataFrame, order: Sequence[str] = ()):
     """Effects (rows) x analyses grouped by strategy (columns): eta² with the call, majority last."""
-    from plotnine import (
+    from plotnine import (  # lazy: plotnine
         aes,
         element_blank,
         element_text,

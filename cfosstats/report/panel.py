@@ -53,7 +53,7 @@ def choose_field(mask: np.ndarray, size: int = 256, step: int | None = None) -> 
     (row, col, side)
         Top-left corner and side of the window; ties go to the first (top-left) window.
     """
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: scipy, only when a panel is drawn
 
     mask = np.asarray(mask) > 0
     side = int(min(size, *mask.shape))
@@ -105,7 +105,7 @@ def _hex_rgb(colour: str) -> np.ndarray:
 
 def overlay(grey: np.ndarray, mask: np.ndarray, colour: str) -> np.ndarray:
     """An RGB image: `grey` with the outline of every object of `mask` in `colour`."""
-    from skimage.segmentation import find_boundaries
+    from skimage.segmentation import find_boundaries  # lazy: skimage, 1 s at start-up
 
     rgb = np.repeat(np.asarray(grey, float)[..., None], 3, axis=-1)
     edges = find_boundaries(np.asarray(mask) > 0, mode="inner")
@@ -149,10 +149,10 @@ def draw_panel(
     -------
     Path
     """
-    import matplotlib
+    import matplotlib  # lazy: matplotlib, 0.5 s at start-up
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy, after choosing the Agg backend
 
     grey = stretch(image, low=2.0, high=99.8, gamma=0.8)  # dim nuclei stay visible next to bright ones
     panels: list[tuple[str, np.ndarray, Mapping]] = [("image", grey, {"cmap": "gray", "vmin": 0, "vmax": 1})]

@@ -3,7 +3,7 @@
 :func:`build_table_report` analyses each :class:`~cfosstats.analyses.published.AnalysisSet`, writes its
 tables under ``<out>/<lab>/tables/published/<set>/`` and renders the verdict, one section per
 set and the methods into ``report.qmd``, ``report.html`` and ``report.pdf``, as
-:func:`cfosstats.study.runner.build_report` does from images (whose sections are skipped here
+:func:`cfosstats.report.build.build_report` does from images (whose sections are skipped here
 with the reason said).
 
 Examples
@@ -22,7 +22,11 @@ from cfosstats.analyses.published import analyse_set
 from cfosstats.analyses.reviewer import run_record
 from cfosstats.core.atomic import write_csv, write_text
 from cfosstats.report.document import Note, Section, Text, render_document
+from cfosstats.report.figure_cache import FigureMaker
+from cfosstats.report.output import ReportResult, write_document
 from cfosstats.report.published_sections import published_methods, published_section, published_verdict
+from cfosstats.report.render import check_formats, render
+from cfosstats.study.runner import StepRecord
 
 __all__ = ["analyse_sets", "build_table_report", "published_context", "write_set_tables"]
 
@@ -69,12 +73,8 @@ def build_table_report(
 
     Returns
     -------
-    cfosstats.study.runner.ReportResult
+    cfosstats.report.output.ReportResult
     """
-    from cfosstats.report.content import FigureMaker
-    from cfosstats.report.render import check_formats, render
-    from cfosstats.study.runner import ReportResult, StepRecord, _shipped_css
-
     started = time.perf_counter()
     formats = check_formats(formats)
     folder = Path(out) / config.name
@@ -102,11 +102,7 @@ def build_table_report(
         "lab": config.name,
         "sections": [verdict, *sections, methods],
     }
-    text = render_document(context)
-    qmd = folder / "report.qmd"
-    if not qmd.is_file() or qmd.read_text(encoding="utf-8") != text:
-        write_text(qmd, text)
-    _shipped_css(folder)
+    qmd = write_document(folder, render_document(context))
     outputs = render(qmd, formats, engine)
     seconds = time.perf_counter() - started
     steps = {"published": StepRecord("published", "computed", seconds=seconds)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cfosstats.report.document import Note, Section, Table, Text
+from cfosstats.report.figures import call_matrix, normalised_values, variation_per_effect
 from cfosstats.stats.presets import preset_differences
 from cfosstats.stats.reliability import STRATEGY_NAMES
 
@@ -113,8 +114,6 @@ def _defaults_sentence(result) -> str:
 
 def published_verdict(results: list, figures, order: list[str]) -> list:
     """Verdict blocks: per set, the call-matrix figure and at most five sentences."""
-    from cfosstats.report.figures import call_matrix
-
     blocks = []
     for result in results:
         repro = result.tables["reproducibility"]
@@ -220,8 +219,6 @@ def _table1(result) -> pd.DataFrame | None:
 
 def published_section(result, figures, order: list[str]) -> Section:
     """One published set: what was read, reproduction, reliability and validity tables."""
-    from cfosstats.report.figures import normalised_values, variation_per_effect
-
     section = Section(f"published-{result.name}", result.title)
     where = (
         "shipped with cfosstats from the study's source data"

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -69,7 +70,7 @@ def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
 
 def pandoc_path() -> str:
     """The pandoc binary bundled with pypandoc-binary (or on PATH)."""
-    import pypandoc
+    import pypandoc  # lazy: 0.2 s, only when rendering
 
     return pypandoc.get_pandoc_path()
 
@@ -78,14 +79,12 @@ def tool_versions() -> dict[str, str]:
     """Versions of the rendering tools (for provenance)."""
     versions: dict[str, str] = {}
     try:
-        import pypandoc
+        import pypandoc  # lazy, and optional: its absence is reported
 
         versions["pandoc"] = pypandoc.get_pandoc_version()
     except (ImportError, OSError, RuntimeError):
         versions["pandoc"] = "not available"
     try:
-        import importlib.metadata as metadata
-
         versions["typst (python)"] = metadata.version("typst")
     except Exception:  # noqa: BLE001 - a missing distribution is not an error here
         versions["typst (python)"] = "not available"
@@ -115,61 +114,49 @@ def _support_files(folder: Path) -> dict[str, Path]:
     return {name: templates / name for name in (CSS, TYPST_TEMPLATE, ALT_FILTER)}
 
 
+def _pandoc_beside(qmd: Path, suffix: str, to: str, options: list[str]) -> Path:
+    """Convert `qmd` with pandoc (``--to`` `to`, standalone) into the file beside it with `suffix`."""
+    target = qmd.with_suffix(suffix)
+    with atomic_path(target) as tmp:
+        _run_pandoc(
+            [qmd.name, "--from=markdown", f"--to={to}", "--standalone", *options, "--output", str(tmp)],
+            cwd=qmd.parent,
+        )
+    return target
+
+
 def pandoc_html(qmd: Path) -> Path:
     """Self-contained HTML (``report.html`` beside `qmd`) with the bundled pandoc."""
     qmd = Path(qmd)
     folder = qmd.parent
     support = _support_files(folder)
-    target = qmd.with_suffix(".html")
-    with atomic_path(target) as tmp:
-        _run_pandoc(
-            [
-                qmd.name,
-                "--from=markdown",
-                "--to=html5",
-                "--standalone",
-                "--embed-resources",
-                "--section-divs",
-                "--toc",
-                "--toc-depth=2",
-                f"--css={support[CSS]}",
-                f"--lua-filter={support[ALT_FILTER]}",
-                f"--resource-path={folder}",
-                "--output",
-                str(tmp),
-            ],
-            cwd=folder,
-        )
-    return target
+    options = [
+        "--embed-resources",
+        "--section-divs",
+        "--toc",
+        "--toc-depth=2",
+        f"--css={support[CSS]}",
+        f"--lua-filter={support[ALT_FILTER]}",
+        f"--resource-path={folder}",
+    ]
+    return _pandoc_beside(qmd, ".html", "html5", options)
 
 
 def pandoc_typst(qmd: Path) -> Path:
     """The Typst source of the PDF (``report.typ`` beside `qmd`)."""
     qmd = Path(qmd)
-    folder = qmd.parent
-    support = _support_files(folder)
-    target = qmd.with_suffix(".typ")
-    with atomic_path(target) as tmp:
-        _run_pandoc(
-            [
-                qmd.name,
-                "--from=markdown",
-                "--to=typst",
-                "--standalone",
-                f"--template={support[TYPST_TEMPLATE]}",
-                f"--lua-filter={support[ALT_FILTER]}",
-                "--columns=110",
-                "--output",
-                str(tmp),
-            ],
-            cwd=folder,
-        )
-    return target
+    support = _support_files(qmd.parent)
+    options = [
+        f"--template={support[TYPST_TEMPLATE]}",
+        f"--lua-filter={support[ALT_FILTER]}",
+        "--columns=110",
+    ]
+    return _pandoc_beside(qmd, ".typ", "typst", options)
 
 
 def typst_pdf(typ: Path) -> Path:
     """Compile a Typst file to PDF with the ``typst`` Python package (paths relative to it)."""
-    import typst
+    import typst  # lazy: 0.2 s, only when a PDF is compiled
 
     typ = Path(typ)
     target = typ.with_suffix(".pdf")

@@ -30,47 +30,36 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_file
 from cfosstats.core.imageio import write_mask, write_png
-from cfosstats.core.version import __version__
+from cfosstats.core.parallel import progress_bar
+from cfosstats.core.version import software_versions
 from cfosstats.datasets.lab import Lab
 from cfosstats.objects.label import count_objects
 from cfosstats.segment import library
 from cfosstats.segment.folds import Split, split_images
 from cfosstats.segment.predict import UNCERTAINTY_MAPS, Settings, predict_image, prepare_model, to_uint16
-from cfosstats.segment.selection import reference_mask, reference_source, selection_verdict, validation_table
+from cfosstats.segment.selection import reference_mask, reference_source, validation_table
 from cfosstats.segment.train import TrainConfig, train_model
+from cfosstats.stats.selection import selection_verdict
 
 CONSENSUS = "consensus"
 INITIALIZATION = "scratch"
 
 
-def versions() -> dict[str, str]:
-    """Versions of the software that made a model (recorded in its card)."""
-    return {
-        "cfosstats": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+SOFTWARE = ("torch", "numpy")  # recorded in every card and prediction.json, with Python and cfosstats
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-
-    from cfosstats.core.parallel import progress_bar
-
     return progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -285,7 +274,7 @@ def _train_fold(lab, strategy, split, fold, name, config, folder, progress) -> d
         "validation": table.to_dict(orient="records"),
         "selection": verdict,
         "validation_prediction": settings.resolved().as_dict(),
-        "versions": versions(),
+        "versions": software_versions(SOFTWARE),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return library.save_model(folder / f"{name}.json", model, card)
@@ -332,7 +321,7 @@ def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: Tr
                 m["name"]: m["selection"]["failed_images"] for m in members if m["selection"]["failed_images"]
             },
         },
-        "versions": versions(),
+        "versions": software_versions(SOFTWARE),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return library.save_ensemble(folder / f"{CONSENSUS}_ensemble.json", members, card)
@@ -480,7 +469,7 @@ def predict_lab(
             "settings": settings.as_dict(),
             "uncertainty_scale": "16-bit PNG: 0..65535 = 0..1 bit (entropy in bits, 2 classes)",
             "review_score": "ensemble: mean epistemic over predicted foreground; single model: mean total",
-            "versions": versions(),
+            "versions": software_versions(SOFTWARE),
         }
         write_text(uncertainty_dir / "prediction.json", json.dumps(record, indent=2) + "\n")
     return table

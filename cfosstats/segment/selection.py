@@ -1,19 +1,18 @@
-"""Validation of a trained model and the study's model-selection rule.
+"""Validation of a trained model against the annotators, for the study's model-selection rule.
 
-The rule (Segebarth et al. 2020): a model is kept only if, on *every* validation image, its
-object F1 against the estimated ground truth is at least the F1 of the *worst* annotator on that
-image. F1 is object-level (8-connected objects, the lab's minimum object size, IoU > 0.5,
-one-to-one matching; see :mod:`cfosstats.objects.matching`), with the lab's ignored regions left out.
+The rule (Segebarth et al. 2020; :mod:`cfosstats.stats.selection`): a model is kept only if,
+on *every* validation image, its object F1 against the estimated ground truth is at least the F1
+of the *worst* annotator on that image. F1 is object-level (8-connected objects, the lab's
+minimum object size, IoU > 0.5, one-to-one matching; see :mod:`cfosstats.objects.matching`),
+with the lab's ignored regions left out.
 
 The reference is the published estimated ground truth (``labels/est_GT``) when the lab has one,
 else STAPLE of all annotators of the image (which reproduces the published masks).
 
 Examples
 --------
->>> import pandas as pd
->>> table = pd.DataFrame({"image_id": ["a", "b"], "passed": [True, False]})
->>> selection_verdict(table)["verdict"]
-'rejected'
+>>> VALIDATION_COLUMNS[-1]  # one row per validation image, judged by the rule
+'passed'
 """
 
 from __future__ import annotations
@@ -24,9 +23,10 @@ import pandas as pd
 from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab
 from cfosstats.datasets.layout import ESTIMATED_GT
+from cfosstats.objects.groundtruth import staple
 from cfosstats.objects.matching import match_masks
+from cfosstats.stats.selection import image_passes
 
-SELECTION_RULE = "model F1 vs estimated ground truth >= worst annotator's F1, on every validation image"
 VALIDATION_COLUMNS = ("image_id", "model_f1", "worst_annotator", "worst_annotator_f1", "passed")
 
 
@@ -50,8 +50,6 @@ def reference_mask(lab: Lab, image_id: str) -> np.ndarray:
         raise InputError(
             lab.root / "labels", f"image '{image_id}' has no annotations to estimate a ground truth"
         )
-    from cfosstats.objects.groundtruth import staple
-
     return staple(masks).estimate
 
 
@@ -95,7 +93,7 @@ def validation_table(lab: Lab, predicted: dict[str, np.ndarray]) -> pd.DataFrame
                 "worst_annotator": worst,
                 "worst_annotator_f1": worst_f1,
                 # No annotators: nothing to compare with, so the image does not block selection.
-                "passed": bool(worst is None or model_f1 >= worst_f1),
+                "passed": image_passes(model_f1, None if worst is None else worst_f1),
                 **{f"f1_{name}": value for name, value in annotators.items()},
             }
         )
@@ -103,15 +101,3 @@ def validation_table(lab: Lab, predicted: dict[str, np.ndarray]) -> pd.DataFrame
         rows,
         columns=list(VALIDATION_COLUMNS) + sorted({k for r in rows for k in r} - set(VALIDATION_COLUMNS)),
     )
-
-
-def selection_verdict(table: pd.DataFrame) -> dict:
-    """``selected`` when the rule holds on every validation image, else ``rejected``."""
-    passed = table["passed"].astype(bool)
-    return {
-        "verdict": "selected" if bool(passed.all()) else "rejected",
-        "rule": SELECTION_RULE,
-        "n_images": int(len(table)),
-        "n_passed": int(passed.sum()),
-        "failed_images": table.loc[~passed, "image_id"].tolist(),
-    }

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cfosstats.core.errors import InputError
+from cfosstats.stats.rules import BONFERRONI_RULES
 
 __all__ = ["DEFAULT_PRESET", "PRESETS", "Settings", "get_preset", "preset_differences"]
 
@@ -42,10 +43,10 @@ class Settings:
     min_per_group : int
         Fewest values per group for an analysis to be tested.
     bonferroni_rule : str
-        Key of :data:`cfosstats.stats.effects.BONFERRONI_RULES` (alpha divided by the number of
+        Key of :data:`cfosstats.stats.rules.BONFERRONI_RULES` (alpha divided by the number of
         pairs, or by the number of groups as the study did).
     omnibus_rule : str
-        Key of :data:`cfosstats.stats.effects.OMNIBUS_RULES` (Kruskal-Wallis ``p <= alpha`` or
+        Key of :data:`cfosstats.stats.rules.OMNIBUS_RULES` (Kruskal-Wallis ``p <= alpha`` or
         the study's ``p < alpha``).
     levels : tuple of str
         Levels of analysis (``image``; ``animal`` and ``mixed`` where animals are named).
@@ -64,6 +65,18 @@ class Settings:
     def record(self) -> dict:
         """The settings as a plain dict (for ``run.json``)."""
         return dataclasses.asdict(self)
+
+    def bonferroni_divisor(self, k: int) -> int:
+        """What alpha is divided by for the pairs of ``k`` groups, by :attr:`bonferroni_rule`.
+
+        Readers of published statistics (lower layers) get the rule from here, not from stats.
+
+        Examples
+        --------
+        >>> get_preset("segebarth2020").bonferroni_divisor(2), get_preset("cfosstats").bonferroni_divisor(4)
+        (1, 6)
+        """
+        return BONFERRONI_RULES[self.bonferroni_rule](k)
 
 
 CFOSSTATS = Settings(

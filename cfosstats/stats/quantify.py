@@ -106,8 +106,14 @@ def density_unit(um2_per_px: float | None) -> str:
     return DENSITY_PER_MM2 if um2_per_px else DENSITY_PER_10K_PX
 
 
-def _area_scale(um2_per_px: float | None) -> float:
-    """Area of one pixel in the density's area unit (mm², or 10^4 px²)."""
+def area_scale(um2_per_px: float | None) -> float:
+    """Area of one pixel in the density's area unit (mm², or 10^4 px²).
+
+    Examples
+    --------
+    >>> area_scale(0.25), area_scale(None)
+    (2.5e-07, 0.0001)
+    """
     return um2_per_px * 1e-6 if um2_per_px else 1e-4
 
 
@@ -147,7 +153,7 @@ def quantify_labels(
     n_objects = int(labels.max()) if labels.size else 0
     inside = labels > 0
     object_pixels = int(np.count_nonzero(inside))
-    scale = _area_scale(um2_per_px)
+    scale = area_scale(um2_per_px)
     region_area = region_area_px * scale
     intensity = np.nan
     if image is not None and object_pixels:

@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cfosstats.stats.counts import count_agreement
+
 __all__ = [
     "CALLS",
     "EFFECT_KEYS",
@@ -575,8 +577,6 @@ def consistency_summary(
 
 
 def _count_icc(counts: pd.DataFrame, sources: Sequence[str]) -> dict:
-    from cfosstats.stats.agreement import count_agreement
-
     mine = counts[counts["source"].isin(sources)].rename(columns={"source": "rater"})
     complete = mine.pivot_table(index="image_id", columns="rater", values="count", aggfunc="first").dropna()
     if complete.shape[1] < 2 or len(complete) < 3:

@@ -35,8 +35,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cfosstats.stats.effects import BONFERRONI_RULES
-
 __all__ = ["COMPARISON_COLUMNS", "compare_variation", "compare_with_published", "reproduction_summary"]
 
 COMPARISON_COLUMNS = (
@@ -138,7 +136,7 @@ def compare_with_published(tables: dict, published: pd.DataFrame, config, settin
     """
     conditions = list(config.conditions)
     k = len(conditions)
-    divisor = BONFERRONI_RULES[settings.bonferroni_rule](k)
+    divisor = settings.bonferroni_divisor(k)
     effects = tables["effects"]
     tested = effects[(effects["level"] == "image") & (effects["test"] != "skipped")]
     by_key = {tuple(r[c] for c in KEYS): r for _, r in tested.iterrows()}

@@ -1,0 +1,216 @@
+"""Bootstrap confidence intervals of the study's effect sizes (stratified or by animal).
+
+Percentile intervals of the eta² of :func:`group_tests <cfosstats.stats.effects.group_tests>`:
+every resample is a vector of weights on the images, so all resamples are computed at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from cfosstats.stats.effect_table import (
+    MIN_ANIMALS,
+    MIN_VALUES,
+    OMNIBUS,
+    _check_order,
+    _group_note,
+    _join,
+    _numeric,
+)
+from cfosstats.stats.ranks import mann_whitney_effect
+
+BOOTSTRAP_COLUMNS = ("comparison", "eta2_ci_low", "eta2_ci_high", "n_boot", "level")
+BOOTSTRAP_EXTRA_COLUMNS = ("test", "eta2", "unit", "note")
+
+
+def bootstrap_weights(
+    frame: pd.DataFrame,
+    value: str,
+    group: str,
+    order: Sequence,
+    n_boot: int = 1000,
+    seed: int = 0,
+    cluster: str | None = None,
+) -> np.ndarray:
+    """Resampling weights of the stratified (or cluster) bootstrap, one row per resample.
+
+    A weight is how often a row of ``frame`` is drawn into a bootstrap sample. Within each group
+    of ``order`` (in that order, from ``np.random.default_rng(seed)``), either the rows are
+    drawn with replacement, as many as the group has (stratified bootstrap), or, with
+    ``cluster``, the animals are drawn with replacement, as many as the group has, each with all
+    its images (cluster bootstrap; animals are nested in groups). Rows with a NaN value (or a
+    missing animal), or outside ``order``, get weight 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_boot, len(frame))``, integer counts as floats.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"g": ["H", "H", "C", "C"], "v": [1.0, 2.0, 3.0, 4.0]})
+    >>> weights = bootstrap_weights(table, "v", "g", ["H", "C"], n_boot=3, seed=1)
+    >>> weights.shape, weights[:, :2].sum(axis=1).tolist()
+    ((3, 4), [2.0, 2.0, 2.0])
+    """
+    order = _check_order(order)
+    rng = np.random.default_rng(seed)
+    values = _numeric(frame[value])
+    keep = ~np.isnan(values)
+    if cluster is not None:
+        keep &= frame[cluster].notna().to_numpy()
+    labels = frame[group].to_numpy(dtype=object)
+    weights = np.zeros((n_boot, len(frame)))
+    for g in order:
+        rows = np.flatnonzero(keep & (labels == g))
+        if rows.size == 0:
+            continue
+        if cluster is None:
+            codes, n_units = np.arange(rows.size), rows.size
+        else:
+            codes, uniques = pd.factorize(frame[cluster].to_numpy(dtype=object)[rows])
+            n_units = len(uniques)
+        counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
+        weights[:, rows] = counts[:, codes]
+    return weights
+
+
+def _weighted_mwu_eta2(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray) -> np.ndarray:
+    """The study's eta² of every weighted resample at once (U of x with half ties)."""
+    wins = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+    u = ((wx @ wins) * wy).sum(axis=1)
+    n1, n2 = wx.sum(axis=1), wy.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (u - n1 * n2 / 2.0) / np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+        return z**2 / (n1 + n2)
+
+
+def _weighted_kruskal_eta2(x: np.ndarray, codes: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
+    """eta²_H of every weighted resample at once (midranks, tie-corrected H as scipy)."""
+    less = w @ (x[None, :] < x[:, None]).T.astype(float)  # weighted count below each value
+    tied = w @ (x[None, :] == x[:, None]).T.astype(float)  # weighted count equal (incl. itself)
+    ranks = less + (tied + 1.0) / 2.0
+    n = w.sum(axis=1)
+    indicator = np.eye(k)[codes]  # (n_values, k)
+    rank_sums = (w * ranks) @ indicator
+    sizes = w @ indicator
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
+        tie_sum = np.sum(w * (tied**2 - 1.0), axis=1)
+        h = h / (1.0 - tie_sum / (n**3 - n))
+        return (h - k + 1) / (n - k)
+
+
+def bootstrap_eta2_ci(
+    frame: pd.DataFrame,
+    value: str,
+    group: str,
+    order: Sequence,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    cluster: str | None = None,
+) -> pd.DataFrame:
+    """Percentile bootstrap confidence intervals of the effect sizes of :func:`group_tests`.
+
+    Resamples are drawn within groups (stratified; see :func:`bootstrap_weights`), or, with
+    ``cluster`` (the animal column), whole animals within groups (cluster bootstrap of the
+    image-level effect sizes). Each resample is a vector of weights on the images, so U (and
+    the Kruskal-Wallis rank sums, with midranks and scipy's tie correction) of all resamples are
+    computed at once with matrix products: ``O(n_boot * n**2)`` for ``n`` images.
+
+    Parameters
+    ----------
+    frame, value, group, order
+        As in :func:`group_tests`.
+    n_boot : int
+        Number of resamples.
+    seed : int
+        Seed of ``np.random.default_rng``; the result is deterministic given it.
+    level : float
+        Coverage of the interval (quantiles ``(1 - level) / 2`` and ``(1 + level) / 2`` of the
+        finite resampled values).
+    cluster : str, optional
+        Animal column: resample animals instead of images.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BOOTSTRAP_COLUMNS` then :data:`BOOTSTRAP_EXTRA_COLUMNS`: one row per row of
+        :func:`group_tests` (``comparison`` ``"all"`` for eta²_H), with ``test``, the point
+        estimate ``eta2`` (of the original images), ``unit`` (``"image"`` or ``"animal"``, what
+        was resampled) and a ``note``. Groups with fewer than 3 values (or, with ``cluster``,
+        fewer than 2 animals) give NaN intervals with a note.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> table = pd.DataFrame({"g": np.repeat(["H", "C+"], 15), "v": rng.normal(size=30)})
+    >>> table.loc[table["g"] == "C+", "v"] += 1.5
+    >>> ci = bootstrap_eta2_ci(table, "v", "g", ["H", "C+"], n_boot=200, seed=0)
+    >>> ci.loc[0, "eta2_ci_low"] < ci.loc[0, "eta2"] < ci.loc[0, "eta2_ci_high"]
+    np.True_
+    """
+    order = _check_order(order)
+    weights = bootstrap_weights(frame, value, group, order, n_boot=n_boot, seed=seed, cluster=cluster)
+    values = _numeric(frame[value])
+    labels = frame[group].to_numpy(dtype=object)
+    used = ~np.isnan(values)
+    if cluster is not None:
+        used &= frame[cluster].notna().to_numpy()
+    rows_of = {g: np.flatnonzero(used & (labels == g)) for g in order}
+    invalid = {g: _group_note(g, rows_of[g].size) for g in order if rows_of[g].size < MIN_VALUES}
+    if cluster is not None:
+        for g in order:
+            n_animals = pd.unique(frame[cluster].to_numpy(dtype=object)[rows_of[g]]).size
+            if g not in invalid and n_animals < MIN_ANIMALS:
+                invalid[g] = _group_note(g, n_animals, "animals", MIN_ANIMALS)
+    quantiles = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
+    unit = "image" if cluster is None else "animal"
+    records = []
+
+    def record(comparison: str, test: str, point: float, replicates, notes) -> None:
+        low = high = float("nan")
+        if replicates is not None:
+            finite = replicates[np.isfinite(replicates)]
+            if finite.size:
+                low, high = (float(q) for q in np.quantile(finite, quantiles))
+        records.append(
+            {
+                "comparison": comparison,
+                "eta2_ci_low": low,
+                "eta2_ci_high": high,
+                "n_boot": int(n_boot),
+                "level": float(level),
+                "test": test,
+                "eta2": point,
+                "unit": unit,
+                "note": _join(notes),
+            }
+        )
+
+    if len(order) >= 3:
+        if invalid:
+            record(OMNIBUS, "kruskal", float("nan"), None, invalid.values())
+        else:
+            rows = np.concatenate([rows_of[g] for g in order])
+            codes = np.concatenate([np.full(rows_of[g].size, i) for i, g in enumerate(order)])
+            x = values[rows]
+            point = float(_weighted_kruskal_eta2(x, codes, len(order), np.ones((1, rows.size)))[0])
+            replicates = _weighted_kruskal_eta2(x, codes, len(order), weights[:, rows])
+            record(OMNIBUS, "kruskal", point, replicates, [])
+    for a, b in combinations(order, 2):
+        notes = [invalid.get(a, ""), invalid.get(b, "")]
+        if any(notes):
+            record(f"{a} vs {b}", "mann_whitney", float("nan"), None, notes)
+            continue
+        ra, rb = rows_of[a], rows_of[b]
+        xa, xb = values[ra], values[rb]
+        point = mann_whitney_effect(xa, xb)["eta2"]
+        replicates = _weighted_mwu_eta2(xa, weights[:, ra], xb, weights[:, rb])
+        record(f"{a} vs {b}", "mann_whitney", point, replicates, [])
+    return pd.DataFrame(records, columns=[*BOOTSTRAP_COLUMNS, *BOOTSTRAP_EXTRA_COLUMNS])

@@ -1,0 +1,269 @@
+"""Agreement of the raters' object counts: ICCs, Krippendorff's alpha and Bland-Altman.
+
+Pure functions on a tidy counts table (``image_id``, ``rater``, ``count``); the object-level and
+pixel-level agreement are in :mod:`cfosstats.stats.agreement`, which re-exports these.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection
+
+import krippendorff
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ALPHA_LEVELS",
+    "BLAND_ALTMAN_COLUMNS",
+    "COUNT_AGREEMENT_COLUMNS",
+    "bland_altman",
+    "bland_altman_summary",
+    "count_agreement",
+]
+
+COUNT_AGREEMENT_COLUMNS = (
+    "statistic",
+    "type",
+    "shrout_fleiss",
+    "description",
+    "value",
+    "ci95_low",
+    "ci95_high",
+    "f",
+    "df1",
+    "df2",
+    "p_value",
+    "n_images",
+    "n_raters",
+)
+BLAND_ALTMAN_COLUMNS = (
+    "rater",
+    "reference",
+    "image_id",
+    "count_rater",
+    "count_reference",
+    "mean",
+    "diff",
+    "n_images",
+    "bias",
+    "sd",
+    "loa_low",
+    "loa_high",
+)
+
+# Pingouin 0.7 names its ICCs after McGraw & Wong; these are Shrout & Fleiss's names (1979).
+_ICC_TYPES = {
+    "ICC(1,1)": ("ICC(1,1)", "one-way random effects, single rater"),
+    "ICC(A,1)": ("ICC(2,1)", "two-way random effects, absolute agreement, single rater"),
+    "ICC(C,1)": ("ICC(3,1)", "two-way mixed effects, consistency, single rater"),
+    "ICC(1,k)": ("ICC(1,k)", "one-way random effects, mean of k raters"),
+    "ICC(A,k)": ("ICC(2,k)", "two-way random effects, absolute agreement, mean of k raters"),
+    "ICC(C,k)": ("ICC(3,k)", "two-way mixed effects, consistency, mean of k raters"),
+}
+ALPHA_LEVELS = ("interval", "ratio")
+
+
+def _pandas4_warning() -> type[Warning]:
+    """The warning pingouin 0.7 raises under pandas 3 (absent from older pandas)."""
+    return getattr(pd.errors, "Pandas4Warning", FutureWarning)
+
+
+def _count_matrix(counts: pd.DataFrame, exclude: Collection[str] = ()) -> pd.DataFrame:
+    """images x raters matrix of counts (NaN where a rater did not count an image)."""
+    missing = {"image_id", "rater", "count"} - set(counts.columns)
+    if missing:
+        raise ValueError(f"counts table lacks column(s) {sorted(missing)}")
+    counts = counts[~counts["rater"].isin(list(exclude))]
+    duplicated = counts.duplicated(["image_id", "rater"])
+    if duplicated.any():
+        first = counts[duplicated].iloc[0]
+        raise ValueError(f"more than one count for image {first['image_id']}, {first['rater']}")
+    return counts.pivot(index="image_id", columns="rater", values="count").astype(float)
+
+
+def count_agreement(counts: pd.DataFrame, exclude: Collection[str] = ()) -> pd.DataFrame:
+    """Agreement of the raters' object counts: six ICCs and Krippendorff's alpha.
+
+    ICCs come from :func:`pingouin.intraclass_corr` on images with a count from every rater
+    (images with a missing count are left out). Krippendorff's alpha (interval and ratio
+    level, :func:`krippendorff.alpha`) uses every count, missing ones included. Undefined
+    values (every count the same: 0/0) are NaN, not errors; with fewer than 2 complete images
+    the ICC rows are left out.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        Columns ``image_id``, ``rater``, ``count``; one row per (image, rater).
+    exclude : collection of str, optional
+        Raters to leave out (e.g. ``{"est_GT"}`` for agreement among humans only).
+
+    Returns
+    -------
+    DataFrame
+        Eight rows, columns (:data:`COUNT_AGREEMENT_COLUMNS`):
+
+        - ``statistic``: ``icc`` or ``krippendorff_alpha``;
+        - ``type``: pingouin's (McGraw & Wong) ICC name, e.g. ``ICC(A,1)``, or the alpha
+          level ``interval`` / ``ratio``;
+        - ``shrout_fleiss``: the Shrout & Fleiss (1979) name, e.g. ``ICC(2,1)`` (empty for
+          alpha);
+        - ``description``: the model in words;
+        - ``value``; ``ci95_low``, ``ci95_high`` (ICC only, unrounded);
+        - ``f``, ``df1``, ``df2``, ``p_value``: the ICC's F test (NaN / <NA> for alpha);
+        - ``n_images``, ``n_raters``: what the statistic used.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"image_id": ["1", "2", "3"] * 2, "rater": ["a"] * 3 + ["b"] * 3,
+    ...     "count": [1, 5, 9, 3, 5, 7]})
+    >>> table = count_agreement(counts)
+    >>> table.set_index("shrout_fleiss").loc["ICC(3,1)", "value"].round(3)
+    np.float64(0.8)
+    """
+    import pingouin  # lazy: 2 s at start-up
+
+    matrix = _count_matrix(counts, exclude)
+    n_raters = matrix.shape[1]
+    if n_raters < 2:
+        raise ValueError(f"count agreement needs at least 2 raters, got {n_raters}")
+    complete = matrix.dropna()
+    rows = []
+    if len(complete) >= 2:
+        long = complete.reset_index().melt(id_vars="image_id", var_name="rater", value_name="count")
+        saved_rounding = pingouin.options.get("round.column.CI95")
+        try:
+            pingouin.options["round.column.CI95"] = None  # pingouin rounds CIs to 2 decimals
+            # Perfect agreement makes mean squares 0: F and some ICCs are x/0 (inf or NaN,
+            # which is the answer), so numpy's divide warnings are silenced here.
+            with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+                warnings.filterwarnings("ignore", category=_pandas4_warning())
+                icc = pingouin.intraclass_corr(data=long, targets="image_id", raters="rater", ratings="count")
+        finally:
+            pingouin.options["round.column.CI95"] = saved_rounding
+        for record in icc.to_dict("records"):
+            shrout_fleiss, description = _ICC_TYPES[record["Type"]]
+            low, high = (float(v) for v in record["CI95"])
+            rows.append(
+                {
+                    "statistic": "icc",
+                    "type": record["Type"],
+                    "shrout_fleiss": shrout_fleiss,
+                    "description": description,
+                    "value": float(record["ICC"]),
+                    "ci95_low": low,
+                    "ci95_high": high,
+                    "f": float(record["F"]),
+                    "df1": int(record["df1"]),
+                    "df2": int(record["df2"]),
+                    "p_value": float(record["pval"]),
+                    "n_images": int(len(complete)),
+                    "n_raters": n_raters,
+                }
+            )
+    # krippendorff wants raters x units; NaN marks a missing count.
+    reliability = matrix.to_numpy().T
+    pairable = int((np.isfinite(matrix.to_numpy()).sum(axis=1) >= 2).sum())
+    n_values = np.unique(reliability[np.isfinite(reliability)]).size
+    for level in ALPHA_LEVELS:
+        # Alpha is undefined (0/0) without two pairable units or with a single value.
+        value = (
+            float(krippendorff.alpha(reliability_data=reliability, level_of_measurement=level))
+            if pairable >= 2 and n_values >= 2
+            else np.nan
+        )
+        rows.append(
+            {
+                "statistic": "krippendorff_alpha",
+                "type": level,
+                "shrout_fleiss": "",
+                "description": f"Krippendorff's alpha, {level} metric",
+                "value": value,
+                "n_images": pairable,
+                "n_raters": n_raters,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(COUNT_AGREEMENT_COLUMNS))
+    # Integer columns stay integers next to the alpha rows' missing values.
+    return table.astype({"df1": "Int64", "df2": "Int64", "n_images": "int64", "n_raters": "int64"})
+
+
+def bland_altman(counts: pd.DataFrame, reference: str = "est_GT") -> pd.DataFrame:
+    """Bland-Altman comparison of each rater's counts with a reference's, per image.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        Columns ``image_id``, ``rater``, ``count``; the reference is one of the raters.
+    reference : str, default "est_GT"
+
+    Returns
+    -------
+    DataFrame
+        One row per (rater, image) with counts from both, ready to plot (x = ``mean``, y =
+        ``diff``). Columns (:data:`BLAND_ALTMAN_COLUMNS`): ``rater``, ``reference``,
+        ``image_id``, ``count_rater``, ``count_reference``, ``mean`` (of the two), ``diff``
+        (rater - reference), and the rater's summary repeated on each of its rows:
+        ``n_images``, ``bias`` (mean diff), ``sd`` (SD of diff, ddof 1), ``loa_low`` /
+        ``loa_high`` (bias -/+ 1.96 sd, the 95% limits of agreement). Use
+        :func:`bland_altman_summary` for one row per rater.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"image_id": ["1", "2", "3"] * 2,
+    ...     "rater": ["est_GT"] * 3 + ["a"] * 3, "count": [10, 20, 30, 12, 18, 33]})
+    >>> bland_altman(counts)[["image_id", "diff", "bias"]]
+      image_id  diff  bias
+    0        1   2.0   1.0
+    1        2  -2.0   1.0
+    2        3   3.0   1.0
+    """
+    matrix = _count_matrix(counts)
+    if reference not in matrix.columns:
+        raise ValueError(f"no counts of the reference '{reference}'")
+    tables = []
+    for rater in sorted(c for c in matrix.columns if c != reference):
+        pair = matrix[[rater, reference]].dropna()
+        diff = pair[rater] - pair[reference]
+        sd = float(diff.std(ddof=1)) if len(diff) > 1 else np.nan
+        bias = float(diff.mean()) if len(diff) else np.nan
+        tables.append(
+            pd.DataFrame(
+                {
+                    "rater": rater,
+                    "reference": reference,
+                    "image_id": pair.index.to_numpy(),
+                    "count_rater": pair[rater].to_numpy(),
+                    "count_reference": pair[reference].to_numpy(),
+                    "mean": ((pair[rater] + pair[reference]) / 2).to_numpy(),
+                    "diff": diff.to_numpy(),
+                    "n_images": len(diff),
+                    "bias": bias,
+                    "sd": sd,
+                    "loa_low": bias - 1.96 * sd,
+                    "loa_high": bias + 1.96 * sd,
+                },
+                columns=list(BLAND_ALTMAN_COLUMNS),
+            )
+        )
+    if not tables:
+        return pd.DataFrame(columns=list(BLAND_ALTMAN_COLUMNS))
+    return pd.concat(tables, ignore_index=True)
+
+
+def bland_altman_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per rater of a :func:`bland_altman` table (its summary columns).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"image_id": ["1", "2"] * 2, "rater": ["est_GT"] * 2 + ["a"] * 2,
+    ...     "count": [10, 20, 11, 21]})
+    >>> bland_altman_summary(bland_altman(counts))[["rater", "bias", "sd"]]
+      rater  bias   sd
+    0     a   1.0  0.0
+    """
+    columns = ["rater", "reference", "n_images", "bias", "sd", "loa_low", "loa_high"]
+    return table[columns].drop_duplicates("rater").reset_index(drop=True)
