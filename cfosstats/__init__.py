@@ -11,7 +11,7 @@ Objectivity (annotators, estimated ground truth, agreement)
     :func:`estimate_groundtruth`, :func:`run_agreement`, :func:`staple`, :func:`label_objects`,
     :func:`match_labels`
 Reliability and validity (effects of every label source, their reproducibility)
-    :func:`run_effects`, :func:`run_table_effects`, :func:`group_tests`, :func:`reproducibility_table`
+    :func:`run_effects`, :func:`analyse_table`, :func:`group_tests`, :func:`reproducibility_table`
 Models (train, predict, the library)
     :func:`train_lab`, :func:`predict_lab`, :func:`load_model`, :func:`list_models`
 The report
@@ -35,7 +35,7 @@ from cfosstats.core.version import __version__
 
 #: public name -> the module that defines it
 _API = {
-    "load_lab": "cfosstats.datasets.discover",
+    "load_lab": "cfosstats.simulate.demo",  # makes the demo lab's data on first use
     "load_lab_config": "cfosstats.datasets.registry",
     "simulate_study": "cfosstats.simulate.study",
     "read_quantification": "cfosstats.datasets.tables",
@@ -45,7 +45,7 @@ _API = {
     "label_objects": "cfosstats.objects.label",
     "match_labels": "cfosstats.objects.matching",
     "run_effects": "cfosstats.analyses.validity",
-    "run_table_effects": "cfosstats.analyses.reviewer",
+    "analyse_table": "cfosstats.analyses.reviewer",
     "group_tests": "cfosstats.stats.effects",
     "reproducibility_table": "cfosstats.stats.reliability",
     "train_lab": "cfosstats.segment.pipeline",

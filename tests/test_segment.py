@@ -270,7 +270,7 @@ def test_train_then_predict_in_the_study_layout(tiny_lab_root, tmp_path):
     lab = load_lab("tiny", data=root, config_path=config)
     models = tmp_path / "models"
     settings = TrainConfig(batch_size=2, tile=32, precision="fp32", **TINY)
-    cards = train_lab(lab, "consensus", models, seed=1, steps=6, config=settings, show_progress=False)
+    cards = train_lab(lab, "consensus", models, seed=1, steps=6, config=settings, progress=False)
     assert [c["name"] for c in cards] == [
         "tiny/consensus_model_1",
         "tiny/consensus_model_2",
@@ -284,9 +284,7 @@ def test_train_then_predict_in_the_study_layout(tiny_lab_root, tmp_path):
     assert member["selection"]["verdict"] in ("selected", "rejected")
     assert set(member["training_data"]) == set(member["training_images"])
     assert cards[2]["test_images"] == member["test_images"]
-    expert = train_lab(
-        lab, "expert_2", models, seed=1, steps=6, folds=[1], config=settings, show_progress=False
-    )
+    expert = train_lab(lab, "expert_2", models, seed=1, steps=6, folds=[1], config=settings, progress=False)
     assert expert[0]["name"] == "tiny/expert_2" and expert[0]["training_images"] == member["training_images"]
     assert list(library.list_models(models)["name"]) == [
         "tiny/consensus_ensemble", "tiny/consensus_model_1", "tiny/consensus_model_2", "tiny/expert_2",
@@ -296,7 +294,7 @@ def test_train_then_predict_in_the_study_layout(tiny_lab_root, tmp_path):
     out = tmp_path / "predicted"
     shutil.copytree(root / "lab-tiny" / "images", out / "lab-tiny" / "images")
     tables = {
-        name: predict_lab(lab, name, out, FP32, model_library=models, show_progress=False)
+        name: predict_lab(lab, name, out, FP32, model_library=models, progress=False)
         for name in ("tiny/consensus_ensemble", "tiny/consensus_model_2", "tiny/expert_2")
     }
     assert sorted(tables["tiny/consensus_ensemble"]["review_rank"]) == list(range(1, 13))
@@ -340,7 +338,7 @@ def test_interrupted_prediction_writes_nothing(tiny_lab_root, tmp_path, monkeypa
     monkeypatch.setattr("cfosstats.segment.pipeline.predict_image", failing)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        predict_lab(lab, "tiny/m", out, FP32, model_library=tmp_path / "models", show_progress=False)
+        predict_lab(lab, "tiny/m", out, FP32, model_library=tmp_path / "models", progress=False)
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
@@ -411,7 +409,7 @@ def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
         {"strategy": "expert_1", "fold": 1, "training_images": trained_on},
     )
     predictions = tmp_path / "predictions"
-    predict_lab(lab, "tiny/m", predictions, FP32, model_library=tmp_path / "models", show_progress=False)
+    predict_lab(lab, "tiny/m", predictions, FP32, model_library=tmp_path / "models", progress=False)
     # An untrained network finds nothing; give its folder masks with objects so the tests can run.
     predicted_dir = predictions / "lab-tiny" / "labels" / "scratch" / "expert_models" / "expert_1" / "unet_1"
     for mask in (root / "lab-tiny" / "labels" / "expert_2").glob("*.png"):

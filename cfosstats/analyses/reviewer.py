@@ -6,8 +6,8 @@ the raw counts and areas, normalisation to the control group's mean per (analysi
 experiment) recomputed from the raw values (the table's own normalised values are only compared:
 ``normalisation_check``), Grubbs outliers (reported), the effect tests under the chosen
 :class:`~cfosstats.stats.presets.Settings`, the majority vote and the variation tables.
-:func:`run_table_effects` writes them as :func:`~cfosstats.analyses.validity.run_effects` does, so the
-report and a user read one format.
+``cfosstats effects --quantification`` writes them as :func:`~cfosstats.analyses.validity.run_effects`
+does, so the report and a user read one format.
 
 Tables (as in :mod:`cfosstats.analyses.validity`, plus two)
 --------------------------------------------------
@@ -34,10 +34,7 @@ True
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,15 +43,13 @@ import pandas as pd
 # helpers are reused so that both paths write one format.
 from cfosstats.analyses.effect_tables import long_table, outlier_table, tidy_effects
 from cfosstats.analyses.grouping import Grouping
-from cfosstats.analyses.validity import EffectsResult
-from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.version import __version__
 from cfosstats.stats import effects as effect_tests
 from cfosstats.stats import reliability
 from cfosstats.stats.presets import Settings
 from cfosstats.stats.quantify import READOUTS, area_scale, density_unit, normalise_to_control
 
-__all__ = ["NORMALISATION_CHECK_COLUMNS", "TABLE_FILES", "analyse_table", "run_table_effects", "voting"]
+__all__ = ["NORMALISATION_CHECK_COLUMNS", "TABLE_FILES", "analyse_table", "voting"]
 
 TABLE_FILES = (
     "quantification",
@@ -230,6 +225,17 @@ def analyse_table(
     -------
     dict of DataFrame
         By name, the tables of :data:`TABLE_FILES`.
+
+    Examples
+    --------
+    >>> from cfosstats.datasets.registry import load_lab_config
+    >>> from cfosstats.datasets.tables import read_quantification
+    >>> from cfosstats.stats.presets import get_preset
+    >>> config = load_lab_config("mue")
+    >>> table = read_quantification("data/published/mue/quantifications_mue.csv", config)
+    >>> tables = analyse_table(table, config, get_preset("segebarth2020"))
+    >>> sorted(tables)[:3], bool(tables["normalisation_check"]["equal"].all())
+    (['effects', 'normalisation_check', 'outliers'], True)
     """
     order = list(config.conditions)
     quantification = _quantification(table, config)
@@ -273,24 +279,3 @@ def run_record(config, settings: Settings, alpha: float, inputs: dict[str, str],
             "regions": sorted(quantification["region"].unique()),
         }
     return record
-
-
-def run_table_effects(
-    table: pd.DataFrame, config, out_dir: str | Path, settings: Settings, *, alpha: float = 0.05, inputs=None
-):
-    """:func:`analyse_table` and write every table and ``run.json`` atomically into ``out_dir``.
-
-    Returns
-    -------
-    cfosstats.analyses.validity.EffectsResult
-    """
-    started = time.perf_counter()
-    tables = analyse_table(table, config, settings, alpha)
-    tables["warnings"] = pd.DataFrame(columns=["source", "region", "readout", "image_id", "message"])
-    run = run_record(config, settings, alpha, dict(inputs or {}), tables)
-    run["timings"] = {"total_s": round(time.perf_counter() - started, 3)}
-    with atomic_dir(out_dir, "effects") as tmp:
-        for name in (*TABLE_FILES, "warnings"):
-            write_csv(tmp / f"{name}.csv", tables[name])
-        write_text(tmp / "run.json", json.dumps(run, indent=2, default=str) + "\n")
-    return EffectsResult(Path(out_dir), tables, run)

@@ -121,7 +121,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +144,7 @@ from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.errors import InputError
 from cfosstats.core.version import __version__
 from cfosstats.stats import reliability
+from cfosstats.stats.power import smallest_mann_whitney_p
 
 __all__ = ["EffectsResult", "FILES", "LEVELS", "resolve_grouping", "run_effects"]
 
@@ -216,7 +216,7 @@ def _power_warnings(table: pd.DataFrame, grouping: Grouping, alpha: float, level
         if sizes.empty:
             continue
         smallest = sorted(int(n) for n in sizes.max(axis=0))[:2]
-        min_p = 2.0 / math.comb(sum(smallest), smallest[0])
+        min_p = smallest_mann_whitney_p(smallest[0], smallest[1])
         if min_p > level:
             rows.append(
                 warning_row(

@@ -74,12 +74,6 @@ def read_lab(lab, data: Path | None, lab_config: Path | None):
     lab : str or LabConfig
         Registry name, or its already loaded entry.
     """
-    from cfosstats.datasets import load_lab  # lazy: pandas and the readers
+    from cfosstats.simulate.demo import load_lab  # lazy: pandas, the readers and the simulator
 
-    return load_lab(lab, data=data, config_path=lab_config, simulated_data=_demo_root)
-
-
-def _demo_root() -> Path:
-    from cfosstats.simulate.demo import demo_root  # lazy: the simulator is needed for the demo only
-
-    return demo_root()
+    return load_lab(lab, data=data, config_path=lab_config)

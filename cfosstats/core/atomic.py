@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from cfosstats.core.outputs import check_output, mark
+
 
 def remove_leftovers(target: str | Path) -> list[Path]:
     """Remove what a killed write to `target` left beside it (``.<name>.*.part``, ``.<name>.old-*``).
@@ -99,8 +101,6 @@ def atomic_dir(target: str | Path, command: str | None = None) -> Iterator[Path]
     """
     target = Path(target)
     if command is not None:
-        from cfosstats.core.outputs import check_output, mark
-
         check_output(target)
     created = [p for p in reversed(target.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def _read_array(path: str | Path) -> np.ndarray:
         raise InputError(path, "file not found")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
+            import tifffile  # lazy: only TIFF images need it
 
             array = tifffile.imread(path)
         else:

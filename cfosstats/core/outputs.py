@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cfosstats.core.errors import InputError
+from cfosstats.core.version import __version__
 
 __all__ = ["MARKER", "check_output", "lab_inputs", "mark", "written_by_cfosstats"]
 
@@ -59,8 +60,6 @@ def written_by_cfosstats(folder: str | Path) -> bool:
 
 def mark(folder: str | Path, command: str) -> Path:
     """Write the marker that says cfosstats (this command and version) wrote ``folder``."""
-    from cfosstats.core.version import __version__
-
     path = Path(folder) / MARKER
     # No timestamp: outputs stay byte-identical for identical inputs and seeds.
     record = {"written_by": "cfosstats", "command": command, "version": __version__}

@@ -33,7 +33,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def progress_bar(*columns, enabled: bool = True, transient: bool = True):
     """A rich progress bar on stderr, shown only on a terminal (a pipe or a log gets no bar and
     no stray blank line before an error message)."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich costs start-up time, needed only with a bar
     from rich.progress import Progress
 
     console = Console(stderr=True)

@@ -168,6 +168,23 @@ def read_lab_config(path: str | Path) -> LabConfig:
 def load_lab_config(lab: str, config_path: str | Path | None = None) -> LabConfig:
     """The registry entry of `lab`, or the file at `config_path` when one is given.
 
+    Parameters
+    ----------
+    lab : str
+        Registry name, with or without the ``lab-`` prefix (``wue1``, ``lab-mue``).
+    config_path : str or Path, optional
+        A lab registry file (TOML, as ``data/labs/*.toml``) to read instead of the shipped entry.
+
+    Returns
+    -------
+    LabConfig
+        Label, minimum object size, pixel size, conditions (control first), annotators, regions.
+
+    Raises
+    ------
+    InputError
+        An unknown lab (the message lists the known ones) or an invalid registry file.
+
     Examples
     --------
     >>> cfg = load_lab_config("wue1")

@@ -8,13 +8,12 @@ True
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import os
 import platform
 import subprocess
 from pathlib import Path
 
-from cfosstats.core.version import __version__
+from cfosstats.core.version import software_versions
 from cfosstats.report.render import tool_versions
 
 
@@ -24,12 +23,7 @@ def package_versions() -> dict[str, str]:
         "numpy", "scipy", "pandas", "scikit-image", "SimpleITK", "statsmodels", "pingouin", "krippendorff",
         "plotnine", "matplotlib", "jinja2", "pypandoc-binary", "typst", "torch",
     ]  # fmt: skip
-    versions = {"python": platform.python_version(), "cfosstats": __version__}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = software_versions(names)
     versions.update(tool_versions())
     versions["platform"] = platform.platform()
     return versions

@@ -268,6 +268,12 @@ def load_model(name_or_path: str | Path, library=None) -> StoredModel | StoredEn
     InputError
         Unknown name, unreadable card, missing weights, ``<file>: checksum mismatch (expected
         ..., found ...)``, or a member that differs from the one the ensemble was built with.
+
+    Examples
+    --------
+    >>> ensemble = load_model("wue1/consensus_ensemble")
+    >>> ensemble.is_ensemble, [m.name for m in ensemble.members][:2]
+    (True, ['wue1/consensus_model_1', 'wue1/consensus_model_2'])
     """
     card_path = find_card(name_or_path, library)
     card = read_card(card_path)
@@ -312,6 +318,16 @@ def list_models(library=None) -> pd.DataFrame:
     ``validation_passed`` how many validation images passed the selection rule, ``"7/7"``, for an
     ensemble pooled over its members; ``size_mb`` the weights' size, for an ensemble the sum over
     its members). Checksums are not verified here.
+
+    Parameters
+    ----------
+    library : str, Path or list of them, optional
+        Library folder(s); default the shipped library (``data/models``).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`LIST_COLUMNS`.
 
     Examples
     --------

@@ -23,6 +23,22 @@ import pandas as pd
 POWER_COLUMNS = ("level", "comparison", "n_a", "n_b")
 
 
+def smallest_mann_whitney_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided exact Mann-Whitney p of groups of `n_a` and `n_b`: 2 / C(n_a + n_b, n_a).
+
+    Parameters
+    ----------
+    n_a, n_b : int
+        Group sizes.
+
+    Examples
+    --------
+    >>> round(smallest_mann_whitney_p(4, 4), 4), round(smallest_mann_whitney_p(3, 3), 3)
+    (0.0286, 0.1)
+    """
+    return 2 / comb(int(n_a) + int(n_b), int(n_a))
+
+
 def animal_level_power(effects: pd.DataFrame | None, level: str = "animal") -> dict | None:
     """Whether the pairwise Mann-Whitney tests of one level can reach significance at all.
 
@@ -57,7 +73,7 @@ def animal_level_power(effects: pd.DataFrame | None, level: str = "animal") -> d
     else:
         alpha_pair = float("nan")
     sizes = rows[["n_a", "n_b"]].astype(int).drop_duplicates()
-    best = min(2 / comb(int(a) + int(b), int(a)) for a, b in sizes.itertuples(index=False))
+    best = min(smallest_mann_whitney_p(a, b) for a, b in sizes.itertuples(index=False))
     largest = sizes.assign(total=sizes.sum(axis=1)).sort_values("total").iloc[-1]
     return {
         "n_a": int(largest["n_a"]),

@@ -78,7 +78,7 @@ def predictions_step(runner: Runner) -> None:
         from cfosstats.segment.pipeline import predict_lab  # lazy: torch, 2 s to import
 
         for replicate, (path, _card) in enumerate(plan, 1):
-            predict_lab(lab, path, folder, replicate=replicate, show_progress=False)
+            predict_lab(lab, path, folder, replicate=replicate, progress=False)
 
     try:
         folder = runner.run(
