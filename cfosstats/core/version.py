@@ -3,7 +3,6 @@ layer (the package root re-exports ``__version__``)."""
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Iterable
 
 __version__ = "0.1.0"
@@ -24,6 +23,7 @@ def software_versions(names: Iterable[str] = ()) -> dict[str, str]:
     >>> list(versions), versions["cfosstats"], versions["no-such-distribution"]
     (['python', 'cfosstats', 'numpy', 'no-such-distribution'], '0.1.0', 'not installed')
     """
+    import platform  # lazy: `python -m cfosstats` imports this module before the Ctrl-C handler is set
     from importlib import metadata  # lazy: 20 ms, and every command imports this module at start-up
 
     versions = {"python": platform.python_version(), "cfosstats": __version__}
