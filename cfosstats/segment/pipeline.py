@@ -440,7 +440,7 @@ def predict_lab(
     >>> import tempfile
     >>> from cfosstats.datasets.discover import load_lab
     >>> lab = load_lab("mue", data="../shared/data/train_data")
-    >>> table = predict_lab(lab, "wue1/consensus_ensemble", tempfile.mkdtemp(), Settings(precision="fp32"),
+    >>> table = predict_lab(lab, "wue1/consensus_ensemble", tempfile.mkdtemp(), Settings(),
     ...                     image_ids=lab.image_ids[:2], progress=False)
     >>> table["role"].tolist(), int(table["review_rank"].min())
     (['unseen', 'unseen'], 1)
