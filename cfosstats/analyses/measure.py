@@ -11,7 +11,6 @@ a second run over the same files reads no mask.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from cfosstats.analyses.plan import SourcePlan
 from cfosstats.core.atomic import write_text
 from cfosstats.core.errors import InputError
+from cfosstats.core.hashing import sha256_bytes
 from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.core.parallel import map_tasks
 from cfosstats.objects.label import label_objects
@@ -60,7 +60,7 @@ class _Stamps:
 
 def _digest(*parts: Any) -> str:
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return sha256_bytes(text.encode("utf-8"))[:32]
 
 
 class MeasurementCache:

@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from cfosstats.core.atomic import write_text
-from cfosstats.core.hashing import sha256_file
+from cfosstats.core.hashing import sha256_bytes, sha256_file
 from cfosstats.core.version import __version__
 
 MANIFEST = "manifest.json"
@@ -101,7 +100,7 @@ def cache_key(step: str, parameters: Mapping[str, Any], files: Mapping[str, str]
         "parameters": parameters,
         "files": dict(sorted(files.items())),
     }
-    return hashlib.sha256(canonical_json(document).encode("ascii")).hexdigest()
+    return sha256_bytes(canonical_json(document).encode("ascii"))
 
 
 @dataclass

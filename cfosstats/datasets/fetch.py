@@ -34,7 +34,6 @@ chooses, verifies and caches.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -45,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from cfosstats.core.errors import InputError, InputWarning
-from cfosstats.core.hashing import sha256_file
+from cfosstats.core.hashing import sha256_bytes, sha256_file
 from cfosstats.datasets.archives import SOURCES, Source, lab_name, normalise_sha256, resolve_source
 from cfosstats.datasets.download import download
 from cfosstats.datasets.unpack import MARKER, ArchiveError, install
@@ -275,7 +274,7 @@ def _download_name(src: Source) -> str:
     assert src.url is not None
     stem = PurePosixPath(urlsplit(src.url).path).name or "archive"
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem)
-    key = hashlib.sha256(src.url.encode()).hexdigest()[:12]
+    key = sha256_bytes(src.url.encode())[:12]
     return f"{src.name}-{key}-{stem}"
 
 

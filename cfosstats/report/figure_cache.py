@@ -26,7 +26,7 @@ import pandas as pd
 
 from cfosstats.core.atomic import write_text
 from cfosstats.core.cache import canonical_json
-from cfosstats.core.hashing import sha256_file
+from cfosstats.core.hashing import sha256_bytes, sha256_file
 from cfosstats.report import figures, panel
 from cfosstats.report.document import Figure, Note
 from cfosstats.report.figures import MissingData, save
@@ -72,7 +72,7 @@ class FigureMaker:
             "tables": {k: _table_digest(v) for k, v in tables.items()},
             "options": options,
         }
-        return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+        return sha256_bytes(canonical_json(document).encode())
 
     def make(
         self,
@@ -107,7 +107,7 @@ class FigureMaker:
         """A figure drawn by `draw(path)` (not plotnine), cached by `key_document`."""
         path = self.folder / f"{name}.png"
         key_document = {"v": FIGURES_VERSION, "code": _code_digest(), **key_document}
-        key = hashlib.sha256(canonical_json(key_document).encode()).hexdigest()
+        key = sha256_bytes(canonical_json(key_document).encode())
         self.used.add(path.name)
         if not self._intact(name, key, path):
             draw(path)

@@ -28,7 +28,6 @@ all images are done: an interrupted run leaves nothing partial.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.errors import InputError
-from cfosstats.core.hashing import sha256_file
+from cfosstats.core.hashing import sha256_bytes, sha256_file
 from cfosstats.core.imageio import write_mask, write_png
 from cfosstats.core.parallel import progress_bar
 from cfosstats.core.version import software_versions
@@ -154,7 +153,7 @@ def _targets(lab: Lab, strategy: str, image_ids: Sequence[str]):
 
 
 def _digest(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return sha256_bytes(json.dumps(data, sort_keys=True).encode())
 
 
 def train_lab(

@@ -11,13 +11,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from cfosstats.core.atomic import write_csv
+from cfosstats.core.hashing import sha256_bytes
 from cfosstats.study.runner import Runner, analysed_lab
 
 
@@ -41,7 +41,7 @@ def image_files(lab, image_ids: Iterable[str] | None = None) -> list[Path]:
 def metadata_digest(lab) -> str:
     """SHA-256 of the lab's image metadata (groups, animals, ...) without the file paths."""
     text = lab.metadata.drop(columns=["path"], errors="ignore").to_csv(index=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def all_inputs(lab) -> list[tuple[str, Path]]:

@@ -7,7 +7,6 @@ command line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfosstats.core.hashing import sha256_file
+from cfosstats.core.hashing import sha256_bytes, sha256_file
 from cfosstats.core.version import __version__
 from cfosstats.datasets.summary import lab_summary
 from cfosstats.report.document import Code, Note, Section, Table, Text
@@ -156,9 +155,7 @@ def methods_section(results) -> Section:
             .agg(files=("file", "size"), bytes=("bytes", "sum"), digests=("sha256", lambda s: "".join(s)))
             .reset_index()
         )
-        grouped["combined SHA-256"] = grouped["digests"].map(
-            lambda s: hashlib.sha256(s.encode()).hexdigest()[:16]
-        )
+        grouped["combined SHA-256"] = grouped["digests"].map(lambda s: sha256_bytes(s.encode())[:16])
         grouped["size"] = grouped["bytes"].map(_size)
         grouped = grouped.drop(columns=["digests", "bytes"]).rename(columns={"group": "input files"})
         grouped["input files"] = grouped["input files"].map(_short_group)
