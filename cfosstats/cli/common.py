@@ -60,6 +60,13 @@ def check_jobs(jobs: int) -> None:
         raise InputError(None, f"--jobs must be at least 1, got {jobs}")
 
 
+def on_scheduler(scheduler: str | None, jobs: int):
+    """The engine of ``--scheduler`` for the command's per-image work (a context manager)."""
+    from cfosstats.core.parallel import use_scheduler  # lazy: only the standard library, but not at start-up
+
+    return use_scheduler(scheduler, jobs)
+
+
 def check_out(out: Path, found=None, *extra: Path | None) -> None:
     """The output contract (:func:`cfosstats.core.outputs.check_output`) before any work."""
     inputs = (lab_inputs(found) if found is not None else []) + [p for p in extra if p is not None]

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cfosstats.cli.common import check_alpha, check_jobs, echo, read_lab
+from cfosstats.cli.common import check_alpha, check_jobs, echo, on_scheduler, read_lab
 from cfosstats.cli.options import (
     ColumnsOption,
     ConfigOption,
@@ -24,6 +24,7 @@ from cfosstats.cli.options import (
     OutOption,
     PresetOption,
     QuantificationOption,
+    SchedulerOption,
     StatisticsOption,
     StrategiesOption,
 )
@@ -45,6 +46,7 @@ def effects(
         list[str] | None, typer.Option("--exclude", help="Image id to leave out (repeatable; recorded).")
     ] = None,
     jobs: JobsOption = 2,
+    scheduler: SchedulerOption = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the eta² intervals.")] = 1000,
     predictions: Annotated[
         Path | None,
@@ -95,19 +97,21 @@ def effects(
     if preset not in (None, "cfosstats"):
         raise InputError(None, "--preset applies to published tables (--quantification / --effect-sizes)")
 
-    effects_command(
-        lab,
-        data,
-        lab_config,
-        out,
-        alpha=alpha,
-        exclude=tuple(exclude or ()),
-        jobs=jobs,
-        n_boot=n_boot,
-        echo=echo,
-        predictions=predictions,
-        include_in_sample=include_in_sample,
-    )
+    check_jobs(jobs)
+    with on_scheduler(scheduler, jobs):
+        effects_command(
+            lab,
+            data,
+            lab_config,
+            out,
+            alpha=alpha,
+            exclude=tuple(exclude or ()),
+            jobs=jobs,
+            n_boot=n_boot,
+            echo=echo,
+            predictions=predictions,
+            include_in_sample=include_in_sample,
+        )
 
 
 def _check_arguments(alpha: float, jobs: int, n_boot: int) -> None:

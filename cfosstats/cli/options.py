@@ -22,6 +22,15 @@ ConfigOption = Annotated[
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder (replaced atomically).")]
 # Ranges are checked by the commands (one line, exit 2), not by Typer (a usage box).
 JobsOption = Annotated[int, typer.Option("--jobs", help="Worker processes for per-image work (at least 1).")]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="CFOSSTATS_SCHEDULER",
+        help="Run the per-image work on a Dask cluster: a scheduler address (tcp://host:8786), or "
+        "local[:N] for N worker processes here (needs cfosstats[distributed]; default: local processes).",
+    ),
+]
 
 # Reviewer mode: published tables instead of images.
 QuantificationOption = Annotated[

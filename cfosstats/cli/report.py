@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cfosstats.cli.common import check_alpha, check_jobs, read_lab
+from cfosstats.cli.common import check_alpha, check_jobs, on_scheduler, read_lab
 from cfosstats.cli.options import (
     ColumnsOption,
     ConfigOption,
@@ -24,6 +24,7 @@ from cfosstats.cli.options import (
     LabOption,
     PresetOption,
     QuantificationOption,
+    SchedulerOption,
     StatisticsOption,
     StrategiesOption,
 )
@@ -211,6 +212,7 @@ def report(
         str, typer.Option("--engine", help="pandoc (bundled, default) or quarto (a quarto binary on PATH).")
     ] = "pandoc",
     jobs: JobsOption = 2,
+    scheduler: SchedulerOption = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the effect tests.")] = 0.05,
     exclude: Annotated[
         list[str] | None,
@@ -231,24 +233,27 @@ def report(
     Runs whatever results are missing (cached by input checksums: a second run is fast) and writes
     <out>/<lab>/report.html, report.pdf, report.qmd, figures/ and tables/.
     """
-    report_command(
-        lab,
-        data,
-        lab_config,
-        out,
-        formats,
-        engine,
-        jobs=jobs,
-        alpha=alpha,
-        exclude=tuple(exclude or ()),
-        predict=predict,
-        progress=True,
-        tables={
-            "quantification": quantification,
-            "statistics": statistics,
-            "effect_sizes": effect_sizes,
-            "columns": columns,
-            "strategies": strategies,
-            "preset": preset,
-        },
-    )
+    check_jobs(jobs)
+    # The engine changes where the work runs, never a result: it is not part of the recorded command.
+    with on_scheduler(scheduler, jobs):
+        report_command(
+            lab,
+            data,
+            lab_config,
+            out,
+            formats,
+            engine,
+            jobs=jobs,
+            alpha=alpha,
+            exclude=tuple(exclude or ()),
+            predict=predict,
+            progress=True,
+            tables={
+                "quantification": quantification,
+                "statistics": statistics,
+                "effect_sizes": effect_sizes,
+                "columns": columns,
+                "strategies": strategies,
+                "preset": preset,
+            },
+        )

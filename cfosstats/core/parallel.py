@@ -1,16 +1,46 @@
-"""Mapping pure per-image functions over a lab: inline, or in worker processes, with progress.
+"""Mapping pure per-image functions over a lab: inline, in worker processes, or on a Dask cluster.
 
 Per-image work (measuring a mask, matching two masks) is a top-level function of paths and
-plain values, so tasks pickle cheaply. An :class:`~cfosstats.core.errors.InputError` raised in a
-worker travels back and is raised again in the caller.
+plain values, so tasks pickle cheaply and run anywhere that sees the same files. An
+:class:`~cfosstats.core.errors.InputError` raised in a worker travels back and is raised again
+in the caller.
+
+Where the work runs:
+
+local processes
+    The default: a local process pool of ``jobs`` workers (inline for ``jobs=1``). Needs nothing
+    beyond the standard library.
+a Dask cluster
+    A Dask distributed cluster (the optional extra ``cfosstats[distributed]``): the scheduler at
+    an address (``tcp://host:8786``), or ``local`` / ``local:N`` for a cluster of ``N`` (default
+    ``jobs``) single-threaded worker processes started on this machine. Workers need the same
+    cfosstats and the same files (a shared filesystem, as on an HPC cluster). A worker that dies
+    is replaced and its tasks are run again by Dask.
+
+Commands choose with :func:`use_scheduler`; results come back in task order either way, so the
+tables written are byte-identical whatever the engine and the number of workers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from cfosstats.core.errors import InputError
+
+__all__ = ["DISTRIBUTED_MISSING", "map_tasks", "progress_bar", "use_scheduler"]
+
+DISTRIBUTED_MISSING = (
+    "--scheduler needs Dask distributed, which is not installed: pip install 'cfosstats[distributed]'"
+)
+
+# The Dask client of the running command (None: the local process pool). A context variable, so
+# the per-image steps deep inside a command need no scheduler argument of their own.
+_CLIENT: contextvars.ContextVar[Any] = contextvars.ContextVar("cfosstats_dask_client", default=None)
 
 
 def _ignore_interrupts() -> None:
@@ -47,6 +77,53 @@ def _call(function_and_arguments: tuple[Callable, tuple]) -> Any:
     return function(*arguments)
 
 
+# -- engines: each maps `function` over `tasks` and yields (results in task order, a stop hook) --
+
+
+def _process_results(function, tasks, jobs):
+    """The local engine: inline for one job or one task, else a forked process pool."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return (function(*task) for task in tasks), None, None
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_ignore_interrupts)
+    # Executor.map submits every task now, so the workers are forked before the progress bar
+    # starts its refresh thread.
+    results = pool.map(_call, [(function, task) for task in tasks])
+
+    def finish(interrupted: bool) -> None:
+        if interrupted:
+            _stop(pool)  # within seconds, however long the running tasks would take
+        else:
+            # When the caller stops early (an input error), drop the work not yet started.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return results, finish, pool
+
+
+def _dask_results(client, function, tasks):
+    """The Dask engine: one future per task; results yielded in task order as they arrive."""
+    from distributed import as_completed  # lazy: only with --scheduler
+
+    # pure=False: two runs over the same files must not share results the cluster still holds.
+    futures = [client.submit(function, *task, pure=False) for task in tasks]
+    index = {future.key: i for i, future in enumerate(futures)}
+
+    def ordered() -> Iterator[Any]:
+        done: dict[int, Any] = {}
+        next_index = 0
+        for future in as_completed(futures, loop=client.loop):
+            # result() raises the task's own exception (an InputError names its file).
+            done[index[future.key]] = future.result()
+            futures[index[future.key]] = None  # free it on the cluster as soon as it is read
+            while next_index in done:
+                yield done.pop(next_index)
+                next_index += 1
+
+    def finish(interrupted: bool) -> None:
+        client.cancel([f for f in futures if f is not None])
+
+    return ordered(), finish, client
+
+
 def map_tasks(
     function: Callable,
     tasks: Sequence[tuple],
@@ -57,6 +134,9 @@ def map_tasks(
 ) -> Iterator[Any]:
     """Apply `function(*task)` to every task, yielding results in task order.
 
+    The engine is the running command's (:func:`use_scheduler`): a Dask cluster if one is set,
+    else the local process pool.
+
     Parameters
     ----------
     function : callable
@@ -64,7 +144,8 @@ def map_tasks(
     tasks : sequence of tuple
         Positional arguments of each call.
     jobs : int
-        Worker processes; 1 (or a single task) runs inline.
+        Local worker processes; 1 (or a single task) runs inline. Ignored on a Dask cluster,
+        which has its own workers.
     progress : bool
         Show a rich progress bar.
     description : str
@@ -78,14 +159,11 @@ def map_tasks(
     >>> list(map_tasks(pow, [(2, 3), (3, 2)], jobs=1, progress=False, description="powers"))
     [8, 9]
     """
-    pool = None
-    if jobs > 1 and len(tasks) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_ignore_interrupts)
-        # Executor.map submits every task now, so the workers are forked before the progress
-        # bar starts its refresh thread.
-        results: Iterable[Any] = pool.map(_call, [(function, task) for task in tasks])
+    client = _CLIENT.get()
+    if client is not None and tasks:
+        results, finish, workers = _dask_results(client, function, tasks)
     else:
-        results = (function(*task) for task in tasks)
+        results, finish, workers = _process_results(function, tasks, jobs)
     tracker = None
     interrupted = False
     try:
@@ -93,7 +171,7 @@ def map_tasks(
             tracker = progress_bar()
             tracker.start()
             task_id = tracker.add_task(description, total=len(tasks))
-        if pool is not None and while_waiting is not None:
+        if workers is not None and while_waiting is not None:
             while_waiting()
         for result in results:
             if tracker is not None:
@@ -105,8 +183,72 @@ def map_tasks(
     finally:
         if tracker is not None:
             tracker.stop()
-        if pool is not None and interrupted:
-            _stop(pool)  # within seconds, however long the running tasks would take
-        elif pool is not None:
-            # When the caller stops early (an input error), drop the work not yet started.
-            pool.shutdown(wait=True, cancel_futures=True)
+        if finish is not None:
+            finish(interrupted)
+
+
+# -- choosing the engine ---------------------------------------------------------------------------
+
+
+def _local_cluster(spec: str, jobs: int):
+    """``local`` or ``local:N``: a cluster of single-threaded worker processes on this machine."""
+    from distributed import LocalCluster  # lazy: only with --scheduler
+
+    _, _, count = spec.partition(":")
+    if count and not (count.isdigit() and int(count) >= 1):
+        raise InputError(None, f"--scheduler local:N needs a whole number of workers N >= 1, got {spec!r}")
+    workers = int(count) if count else max(1, jobs)
+    # processes=True: the per-image work holds the GIL (numpy, scipy.ndimage), threads would not help.
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    )
+
+
+@contextlib.contextmanager
+def use_scheduler(address: str | None, jobs: int = 1, timeout: float = 20.0) -> Iterator[Any]:
+    """Run the per-image work inside the block on a Dask cluster (or locally for ``None``).
+
+    Parameters
+    ----------
+    address : str or None
+        A Dask scheduler address (``tcp://host:8786``, ``host:8786``), ``local`` / ``local:N``
+        for a local cluster of ``N`` worker processes (default ``jobs``), or None for the local
+        process pool (nothing to install).
+    jobs : int
+        Workers of a ``local`` cluster without ``:N``.
+    timeout : float
+        Seconds to wait for the scheduler before giving up with an :class:`InputError`.
+
+    Yields
+    ------
+    distributed.Client or None
+        The connected client (None without a scheduler).
+
+    Examples
+    --------
+    >>> with use_scheduler(None) as client:
+    ...     list(map_tasks(pow, [(2, 3)], jobs=1, progress=False, description="powers"))
+    [8]
+    """
+    if not address:
+        yield None
+        return
+    try:
+        import distributed  # lazy: the optional extra
+    except ImportError:
+        raise InputError(None, DISTRIBUTED_MISSING) from None
+    with contextlib.ExitStack() as stack:
+        if address == "local" or address.startswith("local:"):
+            target = stack.enter_context(_local_cluster(address, jobs))
+        else:
+            target = address
+        try:
+            client = stack.enter_context(distributed.Client(target, timeout=timeout, set_as_default=False))
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(None, f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        token = _CLIENT.set(client)
+        try:
+            yield client
+        finally:
+            _CLIENT.reset(token)
+
