@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cfosstats.cli.common import check_jobs, check_out, console, err_console, read_lab
-from cfosstats.cli.options import ConfigOption, DataOption, JobsOption, LabOption, OutOption
+from cfosstats.cli.common import check_jobs, check_out, console, err_console, on_scheduler, read_lab
+from cfosstats.cli.options import ConfigOption, DataOption, JobsOption, LabOption, OutOption, SchedulerOption
 from cfosstats.core.errors import InputError
 
 # lazy: library modules are imported inside the commands, to keep start-up fast.
@@ -21,6 +21,7 @@ def groundtruth(
     lab_config: ConfigOption = None,
     method: Annotated[str, typer.Option(help="staple (as the study), majority or objects.")] = "staple",
     jobs: JobsOption = 2,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Estimate the ground truth from the annotators: one mask per image plus annotators.csv."""
     from cfosstats.analyses.objectivity import estimate_groundtruth  # lazy
@@ -36,7 +37,8 @@ def groundtruth(
             found.root / "labels",
             f"lab {found.name} has no annotators' masks to estimate a ground truth from",
         )
-    run = estimate_groundtruth(found, out, method=method, jobs=jobs, progress=True)
+    with on_scheduler(scheduler, jobs):
+        run = estimate_groundtruth(found, out, method=method, jobs=jobs, progress=True)
     console.print(
         f"{len(run.annotators['image_id'].unique())} estimated masks ({method}) and annotators.csv "
         f"written to {run.out_dir}",
@@ -56,6 +58,7 @@ def agreement(
         str, typer.Option(help="gt: IoU > threshold (the study); ge: IoU >= threshold.")
     ] = "gt",
     jobs: JobsOption = 2,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Object-level agreement of every annotator pair and against the estimated ground truth."""
     from cfosstats.analyses.objectivity import run_agreement  # lazy
@@ -70,7 +73,8 @@ def agreement(
     check_out(out, found)
     if not found.annotators:
         raise InputError(found.root / "labels", f"lab {found.name} has no annotators' masks to compare")
-    result = run_agreement(found, out, threshold=threshold, jobs=jobs, criterion=criterion, progress=True)
+    with on_scheduler(scheduler, jobs):
+        result = run_agreement(found, out, threshold=threshold, jobs=jobs, criterion=criterion, progress=True)
     summary = result.tables["annotator_summary"]
     images = result.tables["images"]
     sources = ", ".join(f"{k} ({v} images)" for k, v in images["reference_source"].value_counts().items())
