@@ -190,8 +190,49 @@ def _hard_mask(scene: Scene, logit: np.ndarray, edge: np.ndarray) -> np.ndarray:
     return scene.to_mask((logit[o] > 0) & (scene.near_dist + edge[o] > 0))
 
 
-def _soft_map(scene: Scene, logit: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """A model's foreground probability on the near-nucleus pixels: detection x soft outline."""
-    o = scene.near_owner
-    outline = expit(EDGE_SHARPNESS * (scene.near_dist + edge[o]))
-    return (expit(logit[o]) * outline).astype(np.float32)
+def _soft_map(
+    scene: Scene, logit: np.ndarray, edge: np.ndarray, pixels: np.ndarray | None = None
+) -> np.ndarray:
+    """A model's foreground probability on the near-nucleus pixels: detection x soft outline.
+
+    `pixels` (indices into ``scene.near``) restricts it to those pixels; every value is the same
+    as on the full map (a pure function of the pixel and its nucleus).
+
+    Examples
+    --------
+    >>> from cfosstats.simulate.scene import Nuclei
+    >>> n = Nuclei(*(np.zeros(1) for _ in range(7)), np.ones(1, bool))
+    >>> scene = Scene({}, np.ones((1, 2), bool), n, np.zeros((1, 2), np.int32), np.float32([[1, -1]]))
+    >>> [round(float(v), 3) for v in _soft_map(scene, np.array([30.0]), np.zeros(1))]
+    [0.881, 0.119]
+    """
+    owner, dist = scene.near_owner, scene.near_dist
+    if pixels is not None:
+        owner, dist = owner[pixels], dist[pixels]
+    outline = expit(EDGE_SHARPNESS * (dist + edge[owner]))
+    # expit per nucleus, then gathered: the same values as expit of the gathered logits.
+    return (expit(logit)[owner] * outline).astype(np.float32)
+
+
+def _foreground(scene: Scene, decisions: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The pixels (indices into ``scene.near``) where the mean of these models' maps is > 0.5.
+
+    A map value never exceeds its nucleus's detection probability (the outline is at most 1), so
+    only nuclei whose mean probability can pass 0.5 are computed; the 1e-4 margin covers float32
+    rounding many times over, so the result is that of the full maps.
+
+    Examples
+    --------
+    >>> from cfosstats.simulate.scene import Nuclei
+    >>> n = Nuclei(*(np.zeros(2) for _ in range(7)), np.ones(2, bool))
+    >>> owner, dist = np.int32([[0, 0, 1, 1]]), np.float32([[1, -1, 1, -1]])
+    >>> scene = Scene({}, np.ones((1, 4), bool), n, owner, dist)
+    >>> _foreground(scene, [(np.array([30.0, -30.0]), np.zeros(2))]).tolist()
+    [0]
+    """
+    k = len(decisions)
+    bound = sum(expit(logit) for logit, _ in decisions)
+    candidates = np.flatnonzero((bound > 0.5 * k * (1 - 1e-4))[scene.near_owner])
+    maps = [_soft_map(scene, logit, edge, candidates) for logit, edge in decisions]
+    mean = maps[0] if k == 1 else np.mean(maps, axis=0)
+    return candidates[mean > 0.5]

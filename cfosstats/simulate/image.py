@@ -11,7 +11,7 @@ import numpy as np
 from cfosstats.datasets.layout import ESTIMATED_GT
 from cfosstats.datasets.registry import LabConfig
 from cfosstats.objects.groundtruth import staple
-from cfosstats.simulate.annotators import Labeller, _decide, _hard_mask, _soft_map
+from cfosstats.simulate.annotators import Labeller, _decide, _foreground, _hard_mask
 from cfosstats.simulate.design import ImageSpec, _areas, _regions_of, _rng, condition_factor
 from cfosstats.simulate.scene import (
     AREA_DENSITY,
@@ -99,17 +99,15 @@ def _scene(plan: Plan, spec: ImageSpec, f: dict[str, float]) -> Scene:
 
 def _model_labels(plan: Plan, spec: ImageSpec, scene: Scene) -> dict[str, np.ndarray]:
     """Every predicted label set's mask; an ensemble averages its members' soft maps."""
-    soft: dict[str, np.ndarray] = {}
+    decisions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     out = {}
     for folder, members in plan.models.items():
-        maps = []
         for member in members:
-            if member.name not in soft:
+            if member.name not in decisions:
                 rng = _rng(plan.seed, "labels", *spec.key, member.name)
-                soft[member.name] = _soft_map(scene, *_decide(rng, scene.nuclei, member))
-            maps.append(soft[member.name])
-        mean = maps[0] if len(maps) == 1 else np.mean(maps, axis=0)
-        out[folder] = scene.to_mask(mean > 0.5)
+                decisions[member.name] = _decide(rng, scene.nuclei, member)
+        pixels = _foreground(scene, [decisions[m.name] for m in members])
+        out[folder] = scene.to_mask_at(pixels)
     return out
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from scipy.special import expit
 
 from cfosstats.objects.label import count_objects
@@ -75,14 +76,35 @@ class Scene:
         mask[self.near] = near_values
         return mask.reshape(self.owner.shape)
 
+    def to_mask_at(self, pixels: np.ndarray) -> np.ndarray:
+        """A full-size bool mask, true at the near-nucleus pixels `pixels` (indices into ``near``)."""
+        mask = np.zeros(self.owner.size, bool)
+        mask[self.near[pixels]] = True
+        return mask.reshape(self.owner.shape)
+
 
 # --- tissue and nuclei -------------------------------------------------------------------------
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates in [-0.5, 0.5) as a column (y) and a row (x) that broadcast.
+
+    The same float32 values as a full ``mgrid``, without two full-size integer grids.
+
+    Examples
+    --------
+    >>> yy, xx = _grid(4)
+    >>> yy.shape, xx.shape, xx.ravel().tolist()
+    ((4, 1), (1, 4), [-0.375, -0.125, 0.125, 0.375])
+    """
+    line = (np.arange(size).astype(np.float32) + 0.5) / size - 0.5
+    return line[:, None], line[None, :]
 
 
 def _band(rng: np.random.Generator, size: int, area_index: int) -> tuple[np.ndarray, np.ndarray]:
     """A smooth curved band (the cell layer) and the coordinate along it, per pixel."""
     bend, wave, width = ((0.6, 0.05, 0.40), (1.2, 0.04, 0.36), (2.0, 0.02, 0.32))[area_index % 3]
-    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size - 0.5
+    yy, xx = _grid(size)
     angle = 2 * math.pi * rng.random()
     along = xx * math.cos(angle) + yy * math.sin(angle)
     across = -xx * math.sin(angle) + yy * math.cos(angle)
@@ -129,18 +151,36 @@ def _pack(
     """Greedy dart throwing: keep candidates in order unless they overlap one already kept.
 
     Candidates of group ``g`` are kept until ``targets[g]`` of them are (a full band keeps fewer).
+    Only pairs closer than the largest possible reach can conflict: a k-d tree finds them, and
+    each is tested with the same expression as a full pairwise matrix (identical decisions).
+
+    Examples
+    --------
+    >>> y, x = np.array([0.0, 0.0, 20.0]), np.array([0.0, 5.0, 0.0])
+    >>> _pack(y, x, np.full(3, 3.0), np.zeros(3, int), [3]).tolist()
+    [True, False, True]
     """
-    gap = np.hypot(y[:, None] - y[None, :], x[:, None] - x[None, :])
-    conflict = gap < radius[:, None] + radius[None, :] + GAP
-    blocked = np.zeros(y.size, bool)
     keep = np.zeros(y.size, bool)
+    if y.size == 0:
+        return keep
+    reach = 2 * float(radius.max()) + GAP
+    pairs = cKDTree(np.column_stack([y, x])).query_pairs(reach * (1 + 1e-9) + 1e-9, output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    conflict = np.hypot(y[i] - y[j], x[i] - x[j]) < radius[i] + radius[j] + GAP
+    i, j = i[conflict], j[conflict]
+    # Neighbour lists of every candidate (both directions), as CSR.
+    rows, cols = np.concatenate([i, j]), np.concatenate([j, i])
+    order = np.argsort(rows, kind="stable")
+    cols = cols[order]
+    starts = np.searchsorted(rows[order], np.arange(y.size + 1))
+    blocked = np.zeros(y.size, bool)
     left = list(targets)
-    for i in range(y.size):
-        g = int(group[i])
-        if left[g] and not blocked[i]:
-            keep[i] = True
+    for k in range(y.size):
+        g = int(group[k])
+        if left[g] and not blocked[k]:
+            keep[k] = True
             left[g] -= 1
-            blocked |= conflict[i]
+            blocked[cols[starts[k] : starts[k + 1]]] = True
     return keep
 
 
@@ -235,7 +275,7 @@ def _truth(scene: Scene, min_size: int) -> dict:
 def _render(rng: np.random.Generator, scene: Scene, background: float) -> np.ndarray:
     """The 8-bit microscopy image of a scene: low SNR like lab-wue1."""
     size = scene.band.shape[0]
-    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size - 0.5
+    yy, xx = _grid(size)
     tilt = 2 * math.pi * rng.random()
     illumination = 1 + 0.2 * (math.cos(tilt) * xx + math.sin(tilt) * yy)
     haze = ndimage.gaussian_filter(scene.band.astype(np.float32), 3)  # cell layer glows faintly
