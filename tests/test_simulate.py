@@ -86,6 +86,86 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
         assert b"2020-01-01T00:00:00Z" in book.read("docProps/core.xml")
 
 
+def test_files_do_not_depend_on_the_number_of_workers(tmp_path):
+    inline = _hashes(simulate_study(tmp_path / "j1", seed=2, jobs=1, **TINY))
+    workers = _hashes(simulate_study(tmp_path / "j2", seed=2, jobs=2, **TINY))
+    assert inline == workers and len(inline) > 9 * 20
+
+
+def test_default_label_set_counts_are_the_documented_ones(tmp_path):
+    implicit = _hashes(simulate_study(tmp_path / "a", seed=1, **TINY))
+    explicit = simulate_study(
+        tmp_path / "b", seed=1, expert_models=2, consensus_models=4, ensembles=2, ensemble_members=3, **TINY
+    )
+    assert _hashes(explicit) == implicit
+    params = json.loads((explicit / LAB / SIMULATION_FILE).read_text())["parameters"]
+    assert "label_sets" not in params  # recorded only when chosen, so default bytes stay as they were
+
+
+def _label_sets(root: Path) -> dict[str, set[str]]:
+    """Label set folder -> mask file names, for the predicted label sets."""
+    labels = root / LAB / "labels"
+    out: dict[str, set[str]] = {}
+    for path in (labels / "scratch").rglob("*.png"):
+        out.setdefault(str(path.parent.relative_to(labels)), set()).add(path.name)
+    return out
+
+
+def test_label_set_counts_are_what_was_asked_and_leave_other_models_unchanged(tmp_path):
+    counts = {"expert_models": 3, "consensus_models": 0, "ensembles": 3, "ensemble_members": 2}
+    root = simulate_study(tmp_path / "more", seed=4, **counts, **TINY)
+    found = _label_sets(root)
+    expected = (
+        {f"scratch/expert_models/{a}/unet_{u}" for a in CONFIG.annotators for u in (1, 2, 3)}
+        | {f"scratch/consensus_ensembles/ensemble_{e}/{u}" for e in (1, 2, 3) for u in ("unet_1", "unet_2")}
+        | {f"scratch/consensus_ensembles/ensemble_{e}/ensemble" for e in (1, 2, 3)}
+    )
+    assert set(found) == expected
+    assert {len(names) for names in found.values()} == {9}  # every image, in every label set
+    summary = json.loads((root / LAB / SIMULATION_FILE).read_text())
+    assert summary["parameters"]["label_sets"] == counts
+    assert summary["labellers"]["scratch/consensus_ensembles/ensemble_3/ensemble"] == {
+        "ensemble_of": [f"scratch/consensus_ensembles/ensemble_3/unet_{u}" for u in (1, 2)]
+    }
+    # Models are keyed by their folder: the ones also in a default study have the same masks.
+    default = _hashes(simulate_study(tmp_path / "default", seed=4, **TINY))
+    more = _hashes(root)
+    shared = [k for k in more if k in default and "/ensemble/" not in k and not k.endswith(SIMULATION_FILE)]
+    assert len([k for k in shared if "/scratch/" in k]) == 9 * 12  # 8 expert models, 4 members
+    assert len(shared) == 9 * (12 + 1 + 1 + 5) + 2  # and images, regions, annotators, est_GT, xlsx, marker
+    assert all(more[k] == default[k] for k in shared)
+    assert load_lab("demo", data=root).sources_table()["strategy"].value_counts().to_dict() == {
+        "annotators": 4,
+        "estimated_gt": 1,
+        "expert_models": 12,
+        "ensemble_members": 6,
+        "consensus_ensembles": 3,
+    }
+
+
+def test_bad_label_set_counts_are_refused(tmp_path):
+    for bad in ({"consensus_models": -1}, {"ensemble_members": 1}, {"jobs": 0}):
+        with pytest.raises(ValueError):
+            simulate_study(tmp_path / "s", **bad, **TINY)
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_command_refuses_bad_counts_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cfosstats.cli.app import app
+
+    cases = {
+        "--ensemble-members": ("1", "error: --ensemble-members must be at least 2, got 1"),
+        "--consensus-models": ("-1", "error: --consensus-models must not be negative, got -1"),
+        "--jobs": ("0", "error: --jobs must be at least 1, got 0"),
+    }
+    for option, (value, message) in cases.items():
+        result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "s"), option, value])
+        assert result.exit_code == 2 and result.stderr == message + "\n", (option, result.stderr)
+    assert not (tmp_path / "s").exists()
+
+
 def test_different_seed_gives_different_images(tmp_path):
     first = _hashes(simulate_study(tmp_path / "a", seed=3, predictions=False, **TINY))
     second = _hashes(simulate_study(tmp_path / "b", seed=4, predictions=False, **TINY))

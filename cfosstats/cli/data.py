@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cfosstats.cli.common import check_out, console, read_lab
-from cfosstats.cli.options import ConfigOption, DataOption, LabOption
+from cfosstats.cli.common import check_jobs, check_out, console, read_lab
+from cfosstats.cli.options import ConfigOption, DataOption, JobsOption, LabOption
 from cfosstats.core.errors import InputError
 
 # lazy: library modules are imported inside the commands, to keep start-up fast.
@@ -109,12 +110,30 @@ def simulate(
     n_animals: Annotated[int, typer.Option(help="Animals per condition (at least 1).")] = 4,
     images_per_animal: Annotated[int, typer.Option(help="Images per animal and area (at least 1).")] = 2,
     size: Annotated[int, typer.Option(help="Image side in pixels (at least 64).")] = 256,
+    expert_models: Annotated[int, typer.Option(help="Models trained after each annotator.")] = 2,
+    consensus_models: Annotated[int, typer.Option(help="Single models trained on est_GT.")] = 4,
+    ensembles: Annotated[int, typer.Option(help="Consensus ensembles.")] = 2,
+    ensemble_members: Annotated[
+        int, typer.Option(help="Members per ensemble (at least 2; each is a label set too).")
+    ] = 3,
+    jobs: JobsOption = os.cpu_count() or 1,
 ) -> None:
-    """Write a synthetic study (full study layout) with annotators and model predictions."""
+    """Write a synthetic study (full study layout) with annotators and model predictions.
+
+    Label sets: annotators, est_GT, expert models, consensus models, ensembles and their members;
+    the same seed gives the same bytes whatever --jobs.
+    """
     from cfosstats.datasets.registry import load_lab_config  # lazy
     from cfosstats.simulate.study import simulate_study  # lazy
 
     check_out(out)
+    check_jobs(jobs)
+    for name, value in (("--expert-models", expert_models), ("--consensus-models", consensus_models),
+                        ("--ensembles", ensembles)):  # fmt: skip
+        if value < 0:
+            raise InputError(None, f"{name} must not be negative, got {value}")
+    if ensembles and ensemble_members < 2:
+        raise InputError(None, f"--ensemble-members must be at least 2, got {ensemble_members}")
     if effect <= -1:
         raise InputError(
             None, f"--effect must be greater than -1 (density and brightness x (1 + effect)), got {effect}"
@@ -135,5 +154,10 @@ def simulate(
         images_per_animal=images_per_animal,
         size=size,
         progress=True,
+        expert_models=expert_models,
+        consensus_models=consensus_models,
+        ensembles=ensembles,
+        ensemble_members=ensemble_members,
+        jobs=jobs,
     )
     console.print(f"simulated study written to {root}", markup=False, soft_wrap=True)

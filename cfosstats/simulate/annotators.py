@@ -138,10 +138,34 @@ def _consensus(annotators: list[Labeller]) -> Labeller:
     return Labeller("consensus", threshold, boundary, 0.0, fp_bias, 0.0, 0.0, "consensus")
 
 
-def make_models(annotators: list[Labeller], seed: int) -> dict[str, list[Labeller]]:
+def make_models(
+    annotators: list[Labeller],
+    seed: int,
+    expert_models: int = UNETS_PER_EXPERT,
+    consensus_models: int = N_CONSENSUS_MODELS,
+    ensembles: int = N_ENSEMBLES,
+    ensemble_members: int = MEMBERS_PER_ENSEMBLE,
+) -> dict[str, list[Labeller]]:
     """Every predicted label set, keyed by its folder below ``labels/`` (one model or ensemble).
 
-    An ensemble's entry lists its members; a single model's entry lists itself.
+    An ensemble's entry lists its members; a single model's entry lists itself. Each model's
+    randomness is keyed by its folder, so asking for more models adds models and leaves the
+    others (and their masks) as they were.
+
+    Parameters
+    ----------
+    annotators : list of Labeller
+        The lab's annotators (each gets `expert_models` models trained after them).
+    seed : int
+        The study's seed.
+    expert_models : int
+        Models per annotator (``expert_models/<annotator>/unet_1..``).
+    consensus_models : int
+        Models trained on est_GT (``consensus_models/consensus/unet_1..``).
+    ensembles : int
+        Consensus ensembles (``consensus_ensembles/ensemble_1..``).
+    ensemble_members : int
+        Members per ensemble (each also a label set, ``.../ensemble_<e>/unet_1..``).
 
     Examples
     --------
@@ -149,20 +173,22 @@ def make_models(annotators: list[Labeller], seed: int) -> dict[str, list[Labelle
     >>> models = make_models(make_annotators(load_lab_config("demo"), 0), 0)
     >>> len(models), len(models["scratch/consensus_ensembles/ensemble_1/ensemble"])
     (20, 3)
+    >>> len(make_models(make_annotators(load_lab_config("demo"), 0), 0, 5, 0, 9, 4))
+    65
     """
     root, out = INITIALIZATION, {}
     for annotator in annotators:
-        for u in range(1, UNETS_PER_EXPERT + 1):
+        for u in range(1, expert_models + 1):
             name = f"{root}/expert_models/{annotator.name}/unet_{u}"
             out[name] = [_model(seed, name, annotator, "expert_models")]
     consensus = _consensus(annotators)
-    for u in range(1, N_CONSENSUS_MODELS + 1):
+    for u in range(1, consensus_models + 1):
         name = f"{root}/consensus_models/consensus/unet_{u}"
         out[name] = [_model(seed, name, consensus, "consensus_models")]
-    for e in range(1, N_ENSEMBLES + 1):
+    for e in range(1, ensembles + 1):
         folder = f"{root}/consensus_ensembles/ensemble_{e}"
         members = []
-        for u in range(1, MEMBERS_PER_ENSEMBLE + 1):
+        for u in range(1, ensemble_members + 1):
             member = _model(seed, f"{folder}/unet_{u}", consensus, "ensemble_members")
             out[member.name] = [member]
             members.append(member)

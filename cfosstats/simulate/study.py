@@ -40,12 +40,14 @@ The generative model, in brief (all numbers are module constants below):
   ensemble's mask is the mean of its members' maps > 0.5, so ensembles vary less than single
   models.
 
-Label sets written (all under ``labels/scratch/``): ``expert_models/<annotator>/unet_1..2``,
+Label sets written (all under ``labels/scratch/``), by default: ``expert_models/<annotator>/unet_1..2``,
 ``consensus_models/consensus/unet_1..4``, ``consensus_ensembles/ensemble_1..2/unet_1..3`` and
-``.../ensemble``. Random numbers come from ``numpy.random.Generator(PCG64)`` seeded by
-``SeedSequence(seed, spawn_key=...)`` keyed by *what* they are for (an animal, an image, a
-labeller), so adding animals leaves existing animals, their images and the labellers unchanged
-(only the blinded ids and the training draw change).
+``.../ensemble`` (each count is an argument of :func:`simulate_study`). Random numbers come from
+``numpy.random.Generator(PCG64)`` seeded by ``SeedSequence(seed, spawn_key=...)`` keyed by *what*
+they are for (an animal, an image, a labeller), so adding animals leaves existing animals, their
+images and the labellers unchanged (only the blinded ids and the training draw change), and
+adding models leaves the other models' masks unchanged. Images are simulated in parallel
+(``jobs``), one image per task; the files do not depend on the number of workers.
 
 One job per module: :mod:`~cfosstats.simulate.design` (the design and random streams),
 :mod:`~cfosstats.simulate.scene` (tissue, nuclei, pixels), :mod:`~cfosstats.simulate.annotators`
@@ -57,21 +59,33 @@ One job per module: :mod:`~cfosstats.simulate.design` (the design and random str
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 from cfosstats.core.atomic import atomic_dir
 from cfosstats.core.errors import InputError
 from cfosstats.core.outputs import MARKER
-from cfosstats.core.parallel import progress_bar
+from cfosstats.core.parallel import map_tasks
 from cfosstats.datasets.layout import MAPPING_FILE
 from cfosstats.datasets.registry import LabConfig, load_lab_config
 from cfosstats.simulate.annotators import make_annotators, make_models
-from cfosstats.simulate.design import ImageSpec, _design
+from cfosstats.simulate.design import (
+    MEMBERS_PER_ENSEMBLE,
+    N_CONSENSUS_MODELS,
+    N_ENSEMBLES,
+    UNETS_PER_EXPERT,
+    ImageSpec,
+    _design,
+)
 from cfosstats.simulate.image import Plan, simulate_image
 from cfosstats.simulate.writer import _summary, _write_mapping, _write_result
 
 SIMULATION_FILE = "simulation.json"
+DEFAULT_COUNTS = {
+    "expert_models": UNETS_PER_EXPERT,
+    "consensus_models": N_CONSENSUS_MODELS,
+    "ensembles": N_ENSEMBLES,
+    "ensemble_members": MEMBERS_PER_ENSEMBLE,
+}
 
 # --- entry point -------------------------------------------------------------------------------
 
@@ -101,15 +115,21 @@ def _check_target(out: Path, config: LabConfig) -> None:
         raise InputError(out, "is not empty and not a simulated study; refusing to replace it")
 
 
-def _progress(specs: list[ImageSpec], show: bool) -> Iterator[ImageSpec]:
-    if not show:
-        yield from specs
-        return
-    with progress_bar() as bar:
-        task = bar.add_task("simulating images", total=len(specs))
-        for spec in specs:
-            yield spec
-            bar.advance(task)
+def _check_counts(counts: dict[str, int], jobs: int) -> None:
+    for name, value in counts.items():
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+    if counts["ensembles"] and counts["ensemble_members"] < 2:
+        raise ValueError(f"an ensemble averages at least 2 members, got {counts['ensemble_members']}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+
+
+def _simulate_and_write(plan: Plan, spec: ImageSpec, lab: Path) -> dict:
+    """One image simulated and written (in a worker process): only its small record travels back."""
+    result = simulate_image(plan, spec)
+    _write_result(lab, plan.config, spec, result)
+    return result.record
 
 
 def simulate_study(
@@ -124,6 +144,11 @@ def simulate_study(
     progress: bool = False,
     n_training: int = 1,
     predictions: bool = True,
+    expert_models: int = UNETS_PER_EXPERT,
+    consensus_models: int = N_CONSENSUS_MODELS,
+    ensembles: int = N_ENSEMBLES,
+    ensemble_members: int = MEMBERS_PER_ENSEMBLE,
+    jobs: int = 1,
 ) -> Path:
     """Write a complete synthetic study in the full study layout into `out`, atomically.
 
@@ -157,6 +182,17 @@ def simulate_study(
     predictions : bool
         Write the label sets of models and ensembles (most of the files); ``False`` writes the
         images, regions, annotators and est_GT only (quicker, for annotator-level checks).
+    expert_models : int
+        Models per annotator (``expert_models/<annotator>/unet_1..``).
+    consensus_models : int
+        Single models trained on est_GT (``consensus_models/consensus/unet_1..``).
+    ensembles : int
+        Consensus ensembles (``consensus_ensembles/ensemble_1..``, each with its ``ensemble``).
+    ensemble_members : int
+        Members per ensemble (at least 2; each is a label set too, ``ensemble_<e>/unet_1..``).
+        Models are keyed by their folder: more models leave the existing ones' masks unchanged.
+    jobs : int
+        Worker processes, one image per task; the files do not depend on it.
 
     Returns
     -------
@@ -173,11 +209,18 @@ def simulate_study(
     """
     config = config or load_lab_config("demo")
     _check_arguments(size, n_animals, images_per_animal, effect, animal_sd, n_training)
+    counts = {
+        "expert_models": expert_models,
+        "consensus_models": consensus_models,
+        "ensembles": ensembles,
+        "ensemble_members": ensemble_members,
+    }
+    _check_counts(counts, jobs)
     out = Path(out)
     _check_target(out, config)
     specs = _design(config, seed, n_animals, images_per_animal, n_training)
     annotators = make_annotators(config, seed)
-    models = make_models(annotators, seed) if predictions else {}
+    models = make_models(annotators, seed, **counts) if predictions else {}
     plan = Plan(config, seed, effect, animal_sd, size, tuple(annotators), models)
     params = {
         "seed": seed,
@@ -190,13 +233,12 @@ def simulate_study(
         "predictions": predictions,
         "image_format": "tif, 8-bit",
     }
+    if counts != DEFAULT_COUNTS:  # recorded when chosen; default studies keep their bytes
+        params["label_sets"] = counts
     with atomic_dir(out, "simulate") as tmp:
         lab = tmp / config.folder
-        records = []
-        for spec in _progress(specs, progress):
-            result = simulate_image(plan, spec)
-            _write_result(lab, config, spec, result)
-            records.append(result.record)
+        tasks = [(plan, spec, lab) for spec in specs]
+        records = list(map_tasks(_simulate_and_write, tasks, jobs, progress, "simulating images"))
         _write_mapping(tmp / MAPPING_FILE, config, specs)
         summary = _summary(plan, specs, records, params)
         (lab / SIMULATION_FILE).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
