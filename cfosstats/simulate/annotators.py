@@ -240,12 +240,15 @@ def _soft_map(
     return (expit(logit)[owner] * outline).astype(np.float32)
 
 
-def _foreground(scene: Scene, decisions: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """The pixels (indices into ``scene.near``) where the mean of these models' maps is > 0.5.
+def _foreground(
+    scene: Scene, decisions: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Where the mean of these models' maps is > 0.5, and where each one's own map is.
 
-    A map value never exceeds its nucleus's detection probability (the outline is at most 1), so
-    only nuclei whose mean probability can pass 0.5 are computed; the 1e-4 margin covers float32
-    rounding many times over, so the result is that of the full maps.
+    Pixels are indices into ``scene.near``. A map value never exceeds its nucleus's detection
+    probability (the outline is at most 1), so only nuclei whose mean or own probability can
+    pass 0.5 are computed; the 1e-4 margin covers float32 rounding many times over, so the
+    result is that of the full maps. An ensemble's members are computed once for both.
 
     Examples
     --------
@@ -253,12 +256,16 @@ def _foreground(scene: Scene, decisions: list[tuple[np.ndarray, np.ndarray]]) ->
     >>> n = Nuclei(*(np.zeros(2) for _ in range(7)), np.ones(2, bool))
     >>> owner, dist = np.int32([[0, 0, 1, 1]]), np.float32([[1, -1, 1, -1]])
     >>> scene = Scene({}, np.ones((1, 4), bool), n, owner, dist)
-    >>> _foreground(scene, [(np.array([30.0, -30.0]), np.zeros(2))]).tolist()
-    [0]
+    >>> mean, own = _foreground(scene, [(np.array([30.0, -30.0]), np.zeros(2))])
+    >>> mean.tolist(), [o.tolist() for o in own]
+    ([0], [[0]])
     """
-    k = len(decisions)
-    bound = sum(expit(logit) for logit, _ in decisions)
-    candidates = np.flatnonzero((bound > 0.5 * k * (1 - 1e-4))[scene.near_owner])
+    threshold = 0.5 * (1 - 1e-4)
+    probability = [expit(logit) for logit, _ in decisions]
+    needed = sum(probability) > len(decisions) * threshold
+    for p in probability:
+        needed |= p > threshold
+    candidates = np.flatnonzero(needed[scene.near_owner])
     maps = [_soft_map(scene, logit, edge, candidates) for logit, edge in decisions]
-    mean = maps[0] if k == 1 else np.mean(maps, axis=0)
-    return candidates[mean > 0.5]
+    mean = maps[0] if len(maps) == 1 else np.mean(maps, axis=0)
+    return candidates[mean > 0.5], [candidates[m > 0.5] for m in maps]

@@ -100,15 +100,20 @@ def _scene(plan: Plan, spec: ImageSpec, f: dict[str, float]) -> Scene:
 def _model_labels(plan: Plan, spec: ImageSpec, scene: Scene) -> dict[str, np.ndarray]:
     """Every predicted label set's mask; an ensemble averages its members' soft maps."""
     decisions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    out = {}
-    for folder, members in plan.models.items():
+    for members in plan.models.values():
         for member in members:
             if member.name not in decisions:
                 rng = _rng(plan.seed, "labels", *spec.key, member.name)
                 decisions[member.name] = _decide(rng, scene.nuclei, member)
-        pixels = _foreground(scene, [decisions[m.name] for m in members])
-        out[folder] = scene.to_mask_at(pixels)
-    return out
+    pixels: dict[str, np.ndarray] = {}
+    # Ensembles first: their members' own masks come from the same maps.
+    for folder, members in sorted(plan.models.items(), key=lambda item: len(item[1]) == 1):
+        if folder not in pixels:
+            mean, own = _foreground(scene, [decisions[m.name] for m in members])
+            pixels[folder] = mean
+            for member, member_pixels in zip(members, own, strict=True):
+                pixels.setdefault(member.name, member_pixels)
+    return {folder: scene.to_mask_at(pixels[folder]) for folder in plan.models}
 
 
 def _annotator_labels(plan: Plan, spec: ImageSpec, scene: Scene) -> dict[str, np.ndarray]:
