@@ -399,3 +399,77 @@ def test_lab_config_option_adds_a_lab(tmp_path):
     )
     assert result.exit_code == 0, result.output + result.stderr
     assert "expert_1, expert_3, expert_4, expert_5" in result.output
+
+
+def _verdict_by_distinct_values(array: np.ndarray) -> str | None:
+    """The rule read_mask states, written out with np.unique: None when accepted, else why."""
+    if array.dtype.kind == "i" and array.size and array.min() < 0:
+        return "negative"
+    values = np.unique(array)
+    if values.size > 2:
+        return "distinct"
+    if values.size == 2 and values[0] != 0:
+        return "background"
+    return None
+
+
+def _verdict_of_check(array: np.ndarray) -> str | None:
+    from cfosstats.core.imageio import _check_binary
+
+    try:
+        _check_binary("m.png", array)
+    except InputError as exc:
+        message = str(exc)
+        return "negative" if "negative" in message else "distinct" if "distinct" in message else "background"
+    return None
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.int16, np.int32, np.float32])
+def test_fast_binary_check_gives_the_verdict_of_the_distinct_values(dtype):
+    rng = np.random.default_rng(7)
+    cases = [
+        np.zeros((5, 6)), np.ones((5, 6)), np.full((5, 6), 7),
+        np.array([[0, 1], [1, 0]]), np.array([[0, 255], [0, 0]]), np.array([[3, 9], [9, 3]]),
+        np.array([[0, 1, 2]]), np.array([[0, 200, 255, 0]]), np.array([[5, 6, 7]]),
+        rng.integers(0, 2, (40, 40)), rng.integers(0, 3, (40, 40)), rng.integers(1, 3, (40, 40)),
+        np.array([[0, 0, 65535]]), np.array([[0, 1000, 65535]]), np.array([[-1, 0]]), np.array([[-2, -1]]),
+    ]  # fmt: skip
+    for case in cases:
+        if dtype is bool:
+            array = case != 0
+        elif np.dtype(dtype).kind == "u" and case.min() < 0:
+            continue
+        elif case.max() > np.iinfo(np.int16).max and dtype is np.int16:
+            continue
+        else:
+            array = case.astype(dtype)
+        assert _verdict_of_check(array) == _verdict_by_distinct_values(array), (dtype, case.tolist())
+
+
+def test_not_binary_message_lists_the_values(tmp_path):
+    from cfosstats.core.imageio import write_png
+
+    write_png(tmp_path / "m.png", np.array([[0, 7, 9, 9]], np.uint8))
+    with pytest.raises(InputError, match=r"m\.png: mask is not binary: 3 distinct values \(0, 7, 9\)"):
+        read_mask(tmp_path / "m.png")
+    write_png(tmp_path / "b.png", np.array([[4, 9, 9]], np.uint8))
+    with pytest.raises(InputError, match=r"b\.png: mask is not binary: background value 4 is not 0"):
+        read_mask(tmp_path / "b.png")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1", "I;16"])
+def test_mask_encodings_read_as_the_same_bool_mask(tmp_path, mode):
+    from PIL import Image
+
+    mask = np.zeros((6, 7), bool)
+    mask[1:3, 2:5] = True
+    mask[5, 0] = True
+    grey = Image.fromarray(mask.astype(np.uint8) * 255)
+    if mode == "I;16":
+        image = Image.fromarray(mask.astype(np.uint16) * 40000)
+    elif mode == "LA":
+        image = Image.merge("LA", [grey, Image.new("L", grey.size, 255)])
+    else:
+        image = grey.convert(mode)
+    image.save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), mask)

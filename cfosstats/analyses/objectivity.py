@@ -86,7 +86,7 @@ from cfosstats.core.parallel import map_tasks
 from cfosstats.core.version import __version__
 from cfosstats.datasets.layout import ESTIMATED_GT, mask_name
 from cfosstats.objects.groundtruth import METHODS, estimate_consensus, staple
-from cfosstats.objects.label import label_objects
+from cfosstats.objects.label import index_mask_objects
 from cfosstats.stats import agreement
 
 WARNING_COLUMNS = ("image_id", "source", "message")
@@ -209,12 +209,13 @@ def agreement_of_image(
         masks[ESTIMATED_GT] = staple([masks[name] for name in annotator_paths]).estimate
     if ignore is not None:
         masks = {name: mask & ~ignore for name, mask in masks.items()}
-    labels = {name: label_objects(mask, min_size=min_size) for name, mask in masks.items()}
+    # Labelled and indexed in one pass each; every pair then reads only foreground pixels.
+    labels = {name: index_mask_objects(mask, min_size=min_size) for name, mask in masks.items()}
     counts = pd.DataFrame(
         {
             "image_id": image_id,
             "rater": list(labels),
-            "count": [int(lab.max()) for lab in labels.values()],
+            "count": [index.n_objects for index in labels.values()],
         },
         columns=list(COUNT_COLUMNS),
     )

@@ -120,10 +120,11 @@ def pairwise_object_agreement(
 
     Parameters
     ----------
-    labels : mapping of str to ndarray of int, shape (H, W)
+    labels : mapping of str to ndarray of int, shape (H, W), or to ObjectIndex
         Label source name (annotator, ``est_GT``, model) -> label image of its objects (already
         size-filtered and with ignored regions removed, e.g. by
-        :func:`cfosstats.objects.label.label_objects`).
+        :func:`cfosstats.objects.label.label_objects`), or its index
+        (:func:`cfosstats.objects.label.index_mask_objects`), which saves indexing it here.
     image_id : str
         Written into the ``image_id`` column.
     threshold : float, default 0.5
@@ -325,14 +326,16 @@ def pixel_dice(masks: Mapping[str, np.ndarray], image_id: str) -> pd.DataFrame:
     >>> pixel_dice({"a": a, "b": b, "c": np.zeros_like(a)}, "x")["dice"].round(3).tolist()
     [0.667, 0.0, 0.0]
     """
-    arrays = {name: np.asarray(mask) > 0 for name, mask in masks.items()}
+    arrays = {name: _as_bool(mask) for name, mask in masks.items()}
     shapes = {array.shape for array in arrays.values()}
     if len(shapes) > 1:
         raise ValueError(f"masks of image {image_id} differ in shape: {sorted(shapes)}")
     sizes = {name: int(np.count_nonzero(array)) for name, array in arrays.items()}
     rows = []
+    scratch = None  # one buffer for every pair's intersection, not a new image per pair
     for name_a, name_b in combinations(arrays, 2):
-        both = int(np.count_nonzero(arrays[name_a] & arrays[name_b]))
+        scratch = np.logical_and(arrays[name_a], arrays[name_b], out=scratch)
+        both = int(np.count_nonzero(scratch))
         total = sizes[name_a] + sizes[name_b]
         rows.append(
             {
@@ -346,6 +349,12 @@ def pixel_dice(masks: Mapping[str, np.ndarray], image_id: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=list(PIXEL_DICE_COLUMNS))
+
+
+def _as_bool(mask: np.ndarray) -> np.ndarray:
+    """The mask as bool (non-zero = True), without a copy when it already is one."""
+    mask = np.asarray(mask)
+    return mask if mask.dtype == bool else mask > 0
 
 
 # -- expert range -----------------------------------------------------------------------------
