@@ -11,7 +11,8 @@ each repeat so none always runs first), each in a fresh ``python -P -m cfosstats
 It prints the median wall time of each, the ratios baseline / new and jobs1 / jobs2, and checks
 that every CSV each run writes is byte-identical to the baseline's (and ``run.json`` equal).
 With ``--per-mask`` it also times, in one fresh process per tree, the per-mask steps (decode,
-binary check, labelling, labelling + indexing) and matching per pair on the same masks.
+binary check, labelling, labelling + indexing) and matching per pair on the same masks,
+alternating baseline and new processes.
 
 Results go to ``benchmarks/results/agreement/``: ``runs.csv`` (one row per run) and
 ``summary.json`` (medians, ratios, per-mask costs, commits, machine).
@@ -192,9 +193,16 @@ def main(argv: list[str] | None = None) -> int:
             row["differing_files"] = ";".join(differ)
         per_mask = {}
         if args.per_mask:
+            # Interleaved too: one fresh process per tree and round, medians over the rounds.
             labels_dir = data / f"lab-{args.lab}" / "labels"
-            for name in ("baseline", "new"):
-                per_mask[name] = per_mask_costs(trees[name], labels_dir, max(args.repeats, 3))
+            rounds: dict[str, list[dict[str, float]]] = {"baseline": [], "new": []}
+            for _ in range(max(args.repeats, 3)):
+                for name in rounds:
+                    rounds[name].append(per_mask_costs(trees[name], labels_dir, 1))
+            per_mask = {
+                name: {step: statistics.median(r[step] for r in runs) for step in runs[0]}
+                for name, runs in rounds.items()
+            }
 
     medians = {v: statistics.median(r["wall_s"] for r in rows if r["variant"] == v) for v in VARIANTS}
     summary = {
