@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cfosstats.analyses.effect_cache import frames_from_json, frames_to_json, unit_key
 from cfosstats.analyses.grouping import Grouping
 from cfosstats.analyses.quantification import MIN_IMAGES
 from cfosstats.core.parallel import map_tasks
@@ -25,6 +26,8 @@ from cfosstats.stats.quantify import READOUTS
 
 __all__ = ["LEVELS", "Unit", "analyse_unit", "effects_table", "long_table", "outlier_table", "tidy_effects"]
 
+
+CI_LEVEL = 0.95  # of the bootstrap intervals of eta²
 
 # -- levels of analysis: name -> test function (a registry, see effects.py) ----------------------
 
@@ -148,7 +151,7 @@ def analyse_unit(
     levels: Sequence[str],
     n_boot: int,
     seed: int,
-    ci_level: float = 0.95,
+    ci_level: float = CI_LEVEL,
 ) -> list[pd.DataFrame]:
     """All tests of one (label source, region, readout): a pure function, mapped in parallel."""
     head = {"source": unit.source, "strategy": unit.strategy, "region": unit.region, "readout": unit.readout}
@@ -199,13 +202,30 @@ def _unit_seed(seed: int, unit: Unit) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{unit.source}|{unit.region}|{unit.readout}".encode())) % 2**32
 
 
-def effects_table(long, table, grouping, alpha, levels, n_boot, seed, jobs, progress) -> pd.DataFrame:
-    """``effects.csv``: :func:`analyse_unit` mapped over the units, plus the skipped sources."""
+def effects_table(
+    long, table, grouping, alpha, levels, n_boot, seed, jobs, progress, store=None
+) -> pd.DataFrame:
+    """``effects.csv``: :func:`analyse_unit` mapped over the units, plus the skipped sources.
+
+    `store` (a :class:`~cfosstats.analyses.measure.MeasurementCache`) holds earlier runs' tests
+    by :func:`~cfosstats.analyses.effect_cache.unit_key`: only new or changed units are tested.
+    """
     units = _units(long)
-    tasks = [(u, grouping.order, alpha, levels, n_boot, _unit_seed(seed, u)) for u in units]
-    frames = []
-    for result in map_tasks(analyse_unit, tasks, jobs, progress, "testing effects"):
-        frames += result
+    tasks = [(u, grouping.order, alpha, levels, n_boot, _unit_seed(seed, u), CI_LEVEL) for u in units]
+    keys = [unit_key(*task) for task in tasks] if store is not None else [None] * len(tasks)
+    results: list = [None] * len(tasks)
+    todo = []
+    for i, key in enumerate(keys):
+        if key is not None and store.has(key):
+            results[i] = frames_from_json(store.get(key))
+        else:
+            todo.append(i)
+    tested = map_tasks(analyse_unit, [tasks[i] for i in todo], jobs, progress, "testing effects")
+    for i, result in zip(todo, tested):
+        results[i] = result
+        if store is not None:
+            store.put(keys[i], frames_to_json(result))
+    frames = [frame for result in results for frame in result]
     frames += _skipped_without_rows(table, long, grouping)
     effects = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else pd.DataFrame()
     return tidy_effects(effects, table, grouping)

@@ -15,13 +15,12 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cfosstats.analyses.plan import SourcePlan
+from cfosstats.analyses.plan import SourcePlan, compared_pairs
 from cfosstats.core.atomic import write_text
 from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_bytes
@@ -239,7 +238,7 @@ def _plan_images(lab, plans, levels, excluded, settings, cache) -> tuple[list[_I
             if len(eligible) < 2:
                 continue
             needed.update(eligible)
-            for a, b in combinations(eligible, 2):
+            for a, b in compared_pairs(eligible):
                 pair_key = _digest(
                     "pair",
                     _stamp(by_name[a].files[image_id]),

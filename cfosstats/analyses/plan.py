@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 from cfosstats.analyses.grouping import stratum_key
@@ -24,7 +25,14 @@ from cfosstats.datasets.predictions import (
     training_images_from_predictions,
 )
 
-__all__ = ["OUT_OF_FOLD", "SourcePlan", "consistency_levels", "plan_sources"]
+__all__ = [
+    "CONSISTENCY_PARTNERS",
+    "OUT_OF_FOLD",
+    "SourcePlan",
+    "compared_pairs",
+    "consistency_levels",
+    "plan_sources",
+]
 
 OUT_OF_FOLD = "out_of_fold"
 
@@ -112,6 +120,45 @@ def _out_of_fold_sources(plans: list[SourcePlan]) -> list[SourcePlan]:
                 )
             )
     return combined
+
+
+# Each source of a level is matched with at most this many others (a ring, see compared_pairs):
+# all pairs up to 2 * 4 + 1 = 9 sources (every ensemble and strategy of the study's library), and
+# work linear, not quadratic, in the number of sources beyond (the study's 36 consensus models).
+CONSISTENCY_PARTNERS = 4
+
+
+def compared_pairs(sources: list[str], partners: int = CONSISTENCY_PARTNERS) -> list[tuple[str, str]]:
+    """The pairs of sources whose masks are matched for a consistency level, in a fixed order.
+
+    Every pair for up to ``2 * partners + 1`` sources; beyond, each source with the ``partners``
+    next ones around a ring (``n * partners`` pairs, each source in ``2 * partners`` of them), a
+    balanced sample of the pairs whose mean F1 estimates the all-pairs mean.
+
+    Parameters
+    ----------
+    sources : list of str
+        The level's sources, in their order.
+    partners : int
+        Partners per source beyond the all-pairs size.
+
+    Returns
+    -------
+    list of (str, str)
+        Unordered pairs, each written in the order of `sources`, sorted by position.
+
+    Examples
+    --------
+    >>> compared_pairs(["a", "b", "c"])
+    [('a', 'b'), ('a', 'c'), ('b', 'c')]
+    >>> len(compared_pairs([f"m{i}" for i in range(36)])), len(compared_pairs([f"m{i}" for i in range(9)]))
+    (144, 36)
+    """
+    n = len(sources)
+    if n <= 2 * partners + 1:
+        return list(combinations(sources, 2))
+    positions = sorted({tuple(sorted((i, (i + d) % n))) for i in range(n) for d in range(1, partners + 1)})
+    return [(sources[i], sources[j]) for i, j in positions]
 
 
 def consistency_levels(plans: list[SourcePlan]) -> dict[str, list[str]]:

@@ -354,7 +354,8 @@ def run_effects(
         IoU threshold of an object match (ensemble consistency).
     cache : bool or path, default True
         Cache of measurements: True for ``<out_dir>/.cache/measurements.json``, a path for
-        another file, False for none.
+        another file, False for none. The effect tests are cached beside it
+        (``measurements-tests.json``, :mod:`cfosstats.analyses.effect_cache`).
     consistency : bool, default True
         Measure ensemble consistency (object matching); False writes ``consistency.csv`` with
         its header only (faster, e.g. for calibration runs).
@@ -403,7 +404,10 @@ def run_effects(
     warnings_rows += _power_warnings(table, grouping, alpha, levels)
     long = long_table(table)
     tables = {"quantification": table, "outliers": outlier_table(long, 0.05)}
-    tables["effects"] = effects_table(long, table, grouping, alpha, levels, n_boot, seed, jobs, progress)
+    tests_store = MeasurementCache(None if cache_path is None else _tests_cache(cache_path))
+    tables["effects"] = effects_table(
+        long, table, grouping, alpha, levels, n_boot, seed, jobs, progress, store=tests_store
+    )
     tables.update(_reliability(tables["effects"], [p.strategy for p in plans]))
     tables["consistency"] = _consistency(measured, compared)
     tables["warnings"] = pd.DataFrame(warnings_rows, columns=list(WARNING_COLUMNS))
@@ -413,15 +417,23 @@ def run_effects(
         "total_s": round(time.perf_counter() - started, 3),
     }
     run = _run_record(lab, grouping, choices, excluded, plans, tables, store, timings)
+    run["test_cache_hits"] = tests_store.hits
     with atomic_dir(out_dir, "effects") as tmp:
         for name in FILES:
             write_csv(tmp / f"{name}.csv", tables[name])
         write_text(tmp / "run.json", json.dumps(run, indent=2, default=str) + "\n")
         if cache is True:
             store.save(tmp / ".cache" / "measurements.json")
+            tests_store.save(_tests_cache(tmp / ".cache" / "measurements.json"))
     if cache_path is not None and cache is not True:
         store.save(cache_path)
+        tests_store.save(_tests_cache(cache_path))
     return EffectsResult(out_dir, tables, run)
+
+
+def _tests_cache(measurements: Path) -> Path:
+    """The tests' cache file beside the measurements' (same folder, same lifetime)."""
+    return measurements.with_name(f"{measurements.stem}-tests.json")
 
 
 @dataclass(frozen=True)
