@@ -19,7 +19,7 @@ def lab(tmp_path_factory):
     from cfosstats.simulate.study import simulate_study
 
     root = tmp_path_factory.mktemp("cache") / "study"
-    simulate_study(root, config=load_lab_config("demo"), seed=1, n_animals=2, images_per_animal=1, size=96)
+    simulate_study(root, config=load_lab_config("demo"), seed=1, n_animals=2, images_per_animal=2, size=96)
     return load_lab("demo", data=root)
 
 
@@ -35,6 +35,7 @@ def test_an_unchanged_rerun_reads_every_test_back_and_writes_the_same_bytes(lab,
     second = run_effects(lab, out, jobs=1, n_boot=30)
     units = first.tables["effects"][["source", "region", "readout"]].drop_duplicates()
     assert second.run["test_cache_hits"] == len(units) > 10
+    assert (first.tables["effects"]["test"] != "skipped").sum() > 100
     assert _csvs(out) == cold
     # Another level (alpha) changes the calls: nothing may come from the cache.
     third = run_effects(lab, out, jobs=1, n_boot=30, alpha=0.01)
