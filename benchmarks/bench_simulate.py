@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,16 +65,23 @@ def study_arguments(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def run_simulate(tree: Path, out: Path, options: list[str]) -> float:
-    """Wall time of one fresh ``cfosstats simulate`` process (raises with its stderr if it fails)."""
+def run_simulate(tree: Path, out: Path, options: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, workers included) of one fresh ``cfosstats simulate``.
+
+    The CPU time says what the work costs when other jobs share the cores; it raises with the
+    process's stderr if it fails.
+    """
     command = [sys.executable, "-P", "-m", "cfosstats", "simulate", "--out", str(out), *options]
     env = dict(os.environ, PYTHONPATH=str(tree))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-800:]}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -111,26 +119,30 @@ def main(argv: list[str] | None = None) -> dict:
         new_options += [f"--{name.replace('_', '-')}", str(value)]
     with_baseline = not args.no_baseline and counts == DEFAULT_COUNTS
     times: dict[str, list[float]] = {"new": []}
+    cpu: dict[str, list[float]] = {"new": []}
     identical = None
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
         tmp = Path(tmp)
         variants = {"new": (REPO, new_options)}
         if with_baseline:
             variants = {"baseline": (export_tree(args.baseline_commit, tmp), options), **variants}
-            times = {"baseline": [], "new": []}
+            times, cpu = {"baseline": [], "new": []}, {"baseline": [], "new": []}
         hashes: dict[str, dict[str, str]] = {}
         for repeat in range(args.repeats):
             for name, (tree, arguments) in variants.items():
                 out = tmp / f"{name}-{repeat}"
-                times[name].append(run_simulate(tree, out, arguments))
+                seconds, cpu_seconds = run_simulate(tree, out, arguments)
+                times[name].append(seconds)
+                cpu[name].append(cpu_seconds)
                 if repeat == 0:
                     hashes[name] = file_hashes(out)
                 shutil.rmtree(out)
-                print(f"{name:8s} run {repeat + 1}: {times[name][-1]:.1f} s", flush=True)
+                print(f"{name:8s} run {repeat + 1}: {seconds:.1f} s, CPU {cpu_seconds:.1f} s", flush=True)
         if with_baseline:
             identical = hashes["baseline"] == hashes["new"]
         n_files = len(hashes["new"])
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     summary = {
         "images": n_images,
         "files": n_files,
@@ -141,6 +153,10 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": times,
         "median_s": medians,
         "s_per_image": {name: m / n_images for name, m in medians.items()},
+        "cpu_s": cpu,
+        "median_cpu_s": cpu_medians,
+        "cpu_s_per_image": {name: m / n_images for name, m in cpu_medians.items()},
+        "load_average_after": os.getloadavg(),
         "baseline_commit": args.baseline_commit if with_baseline else None,
         "byte_identical": identical,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "node": platform.node()},
@@ -148,7 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
     if with_baseline:
         summary["ratio_baseline_over_new"] = medians["baseline"] / medians["new"]
     for name, median in medians.items():
-        print(f"{name:8s} median {median:.1f} s ({median / n_images:.3f} s per image, {n_images} images)")
+        print(
+            f"{name:8s} median {median:.1f} s ({median / n_images:.3f} s per image, {n_images} images), "
+            f"CPU {cpu_medians[name]:.1f} s ({cpu_medians[name] / n_images:.3f} s per image)"
+        )
     if with_baseline:
         print(f"ratio baseline / new: {summary['ratio_baseline_over_new']:.2f}; byte-identical: {identical}")
     if args.results:
