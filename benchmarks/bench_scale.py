@@ -1,0 +1,297 @@
+"""Benchmark: ``cfosstats effects`` on simulated studies of growing size, local pool and Dask.
+
+For each study (images x label sources, simulated with ``cfosstats simulate`` at one image size),
+it runs, each in a fresh ``cfosstats`` process:
+
+1. ``effects`` cold with the local process pool (``--jobs CORES``);
+2. the same command again over the unchanged files (everything cached);
+3. ``effects`` cold through a Dask cluster of the same cores (``dask scheduler`` and ``dask
+   worker --nworkers CORES --nthreads 1``, started once before the first study), and checks that
+   every table is byte-identical to the local pool's.
+
+Peak memory is the largest sum of the resident set sizes of the whole process tree (the command,
+its workers and, with Dask, the scheduler and worker processes), sampled every 50 ms.
+Throughput is image x source measurements per second per core. The growth exponents are the
+least-squares slopes of log(time) and log(peak memory) against log(images x sources) over the
+studies of the first image size. The Dask overhead is Dask's cold time over the local pool's,
+minus 1.
+
+Results go to ``benchmarks/results/scale/``: ``runs.csv`` (one row per run) and ``summary.json``.
+Label sources are the model label sets that cover every image; ``--sources`` takes the counts of
+:data:`SOURCE_OPTIONS` (``65`` is the study's own set: 20 expert models, 9 ensembles of 4
+consensus models, 36 members).
+
+Usage::
+
+    python benchmarks/bench_scale.py [--images 100,300,1000] [--sources 20] [--size 512]
+        [--study 288x65@1024] [--cores 2] [--studies DIR] [--no-dask]
+
+Needs the extra ``cfosstats[distributed]`` (Dask; psutil comes with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import filecmp
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "scale"
+
+# Label sources (model label sets over every image) -> cfosstats simulate options.
+# 4 annotators in the demo lab: expert models = 4 x --expert-models; an ensemble adds its members.
+SOURCE_OPTIONS = {
+    20: {"expert-models": 2, "consensus-models": 4, "ensembles": 2, "ensemble-members": 3},
+    60: {"expert-models": 5, "consensus-models": 4, "ensembles": 9, "ensemble-members": 3},
+    65: {"expert-models": 5, "consensus-models": 0, "ensembles": 9, "ensemble-members": 3},
+}
+IMAGES_PER_UNIT = 36  # demo lab, 4 animals per condition: 3 conditions x 3 areas x 4 animals
+
+
+def _cfosstats(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cfosstats", *args]
+
+
+class TreeMemory:
+    """Peak of the summed RSS of some processes and all their descendants, sampled in a thread."""
+
+    def __init__(self, roots: list[int], interval: float = 0.05):
+        self.roots = roots
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        total, seen = 0, set()
+        for pid in self.roots:
+            try:
+                root = psutil.Process(pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in processes:
+                if process.pid in seen:
+                    continue
+                seen.add(process.pid)
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def add(self, pid: int) -> None:
+        self.roots.append(pid)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed_run(command: list[str], extra_roots: list[int]) -> tuple[float, int]:
+    """Wall seconds and peak tree RSS (bytes) of one command."""
+    with TreeMemory(list(extra_roots)) as memory:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        memory.add(process.pid)
+        _, err = process.communicate()
+        seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{err}")
+    return seconds, memory.peak
+
+
+def simulate(root: Path, images: int, sources: int, size: int, cores: int) -> tuple[Path, int, float]:
+    """The study of `images` x `sources` (reused when already there); its real image count."""
+    per_animal = max(1, round(images / IMAGES_PER_UNIT))
+    options = [f"--{k}={v}" for k, v in SOURCE_OPTIONS[sources].items()]
+    folder = root / f"i{per_animal * IMAGES_PER_UNIT}_s{sources}_{size}"
+    seconds = math.nan
+    if not (folder / "image_mapping.xlsx").exists():
+        started = time.perf_counter()
+        command = _cfosstats("simulate", "--out", str(folder), "--seed", "0", "--n-animals", "4",
+                             "--images-per-animal", str(per_animal), "--size", str(size),
+                             "--jobs", str(cores), *options)  # fmt: skip
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started
+    n_images = len(list((folder / "lab-demo" / "images").iterdir()))
+    return folder, n_images, seconds
+
+
+def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
+    """A scheduler and `cores` single-threaded worker processes (one nanny each)."""
+    file = folder / "scheduler.json"
+    log = open(folder / "dask.log", "w")  # noqa: SIM115 - open for the cluster's lifetime
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(file),
+         "--port", "0", "--no-dashboard"], stdout=log, stderr=log,
+    )  # fmt: skip
+    while not file.exists():
+        time.sleep(0.1)
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
+         "--nworkers", str(cores), "--nthreads", "1", "--no-dashboard"], stdout=log, stderr=log,
+    )  # fmt: skip
+    from distributed import Client
+
+    address = json.loads(file.read_text())["address"]
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(cores, timeout=120)
+    return address, [scheduler, workers]
+
+
+def same_tables(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.glob("*.csv"))
+    return bool(names) and names == sorted(p.name for p in b.glob("*.csv")) and all(
+        filecmp.cmp(a / n, b / n, shallow=False) for n in names
+    )
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log(y) on log(x)."""
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+def _studies(args) -> list[tuple[str, int, int, int]]:
+    """(series, images, sources, size): the scaling series, then the extra studies."""
+    studies = [("scale", i, s, args.size) for s in args.sources for i in args.images]
+    for spec in args.study or []:
+        shape, _, size = spec.partition("@")
+        images, _, sources = shape.partition("x")
+        studies.append(("study", int(images), int(sources), int(size or args.size)))
+    return studies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    numbers = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    parser.add_argument("--images", type=numbers, default=[100, 300, 1000])
+    parser.add_argument("--sources", type=numbers, default=[20])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--study", action="append", help="extra study IMAGESxSOURCES@SIZE, e.g. 288x65@1024")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--studies", type=Path, help="keep (and reuse) the simulated studies here")
+    parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    unknown = sorted(set(args.sources) - set(SOURCE_OPTIONS))
+    if unknown:
+        raise SystemExit(f"--sources: no simulate options for {unknown}; known: {sorted(SOURCE_OPTIONS)}")
+
+    work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    studies_root = args.studies or work / "studies"
+    rows: list[dict] = []
+    cluster: list[subprocess.Popen] = []
+    try:
+        address = None
+        if not args.no_dask:
+            address, cluster = start_dask(args.cores, work)
+        for series, images, sources, size in _studies(args):
+            folder, n_images, sim_s = simulate(studies_root, images, sources, size, args.cores)
+            common = ["effects", "--lab", "demo", "--data", str(folder)]
+            local_out = work / f"{folder.name}_local"
+            shutil.rmtree(local_out, ignore_errors=True)
+            row = {"series": series, "images": n_images, "sources": sources, "size": size,
+                   "cores": args.cores, "simulate_s": round(sim_s, 1)}  # fmt: skip
+            local = _cfosstats(*common, "--out", str(local_out), "--jobs", str(args.cores))
+            cold, cold_rss = timed_run(local, [])
+            rerun, rerun_rss = timed_run(local, [])
+            row.update(local_cold_s=round(cold, 2), local_peak_mb=round(cold_rss / 1e6),
+                       rerun_s=round(rerun, 2), rerun_peak_mb=round(rerun_rss / 1e6))  # fmt: skip
+            if address is not None:
+                dask_out = work / f"{folder.name}_dask"
+                shutil.rmtree(dask_out, ignore_errors=True)
+                roots = [p.pid for p in cluster]
+                on_dask = _cfosstats(*common, "--out", str(dask_out), "--scheduler", address)
+                dask_s, dask_rss = timed_run(on_dask, roots)
+                row.update(dask_cold_s=round(dask_s, 2), dask_peak_mb=round(dask_rss / 1e6),
+                           dask_overhead=round(dask_s / cold - 1, 3),
+                           dask_identical=same_tables(local_out, dask_out))  # fmt: skip
+                shutil.rmtree(dask_out, ignore_errors=True)
+            row["throughput_per_core"] = round(n_images * sources / cold / args.cores, 1)
+            rows.append(row)
+            shutil.rmtree(local_out, ignore_errors=True)
+            print(json.dumps(row), flush=True)
+    finally:
+        for process in reversed(cluster):
+            process.terminate()
+            process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary = summarise(rows, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "runs.csv", "w", newline="") as handle:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(rows, summary)
+
+
+def summarise(rows: list[dict], args) -> dict:
+    scaled = [r for r in rows if r["series"] == "scale"]
+    work = [r["images"] * r["sources"] for r in scaled]
+    summary: dict = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores_used": args.cores,
+                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }  # fmt: skip
+    if len(scaled) >= 2:
+        summary["range_images_x_sources"] = [min(work), max(work)]
+        summary["time_exponent"] = round(slope(work, [r["local_cold_s"] for r in scaled]), 3)
+        summary["memory_exponent"] = round(slope(work, [r["local_peak_mb"] for r in scaled]), 3)
+        smallest, largest = min(scaled, key=lambda r: r["images"] * r["sources"]), max(
+            scaled, key=lambda r: r["images"] * r["sources"]
+        )
+        ratio = largest["local_peak_mb"] / smallest["local_peak_mb"]
+        summary["peak_memory_largest_over_smallest"] = round(ratio, 3)
+        if "dask_cold_s" in largest:
+            ratio = largest["dask_peak_mb"] / smallest["dask_peak_mb"]
+            summary["dask_peak_largest_over_smallest"] = round(ratio, 3)
+    with_dask = [r for r in rows if "dask_cold_s" in r]
+    if with_dask:
+        summary["dask_overhead_median"] = sorted(r["dask_overhead"] for r in with_dask)[len(with_dask) // 2]
+        summary["dask_identical_all"] = all(r["dask_identical"] for r in with_dask)
+    summary["runs"] = rows
+    return summary
+
+
+def print_summary(rows: list[dict], summary: dict) -> None:
+    header = ("images", "sources", "size", "local_cold_s", "rerun_s", "dask_cold_s", "dask_overhead",
+              "local_peak_mb", "dask_peak_mb", "throughput_per_core")  # fmt: skip
+    print("\n" + "  ".join(f"{h:>14}" for h in header))
+    for row in rows:
+        print("  ".join(f"{row.get(h, ''):>14}" for h in header))
+    for key in ("time_exponent", "memory_exponent", "peak_memory_largest_over_smallest",
+                "dask_peak_largest_over_smallest", "dask_overhead_median", "dask_identical_all"):  # fmt: skip
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+
+
+if __name__ == "__main__":
+    main()
