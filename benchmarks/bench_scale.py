@@ -51,12 +51,13 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "scale"
 
-# Label sources (model label sets over every image) -> cfosstats simulate options.
-# 4 annotators in the demo lab: expert models = 4 x --expert-models; an ensemble adds its members.
+# Label sources (the model label sets, which cover every image; the 4 annotators and est_GT label
+# only the training images and come on top) -> cfosstats simulate options. Sources = 4 x
+# expert-models + consensus-models + ensembles x (ensemble-members + 1).
 SOURCE_OPTIONS = {
     20: {"expert-models": 2, "consensus-models": 4, "ensembles": 2, "ensemble-members": 3},
     60: {"expert-models": 5, "consensus-models": 4, "ensembles": 9, "ensemble-members": 3},
-    65: {"expert-models": 5, "consensus-models": 0, "ensembles": 9, "ensemble-members": 3},
+    65: {"expert-models": 5, "consensus-models": 0, "ensembles": 9, "ensemble-members": 4},
 }
 IMAGES_PER_UNIT = 36  # demo lab, 4 animals per condition: 3 conditions x 3 areas x 4 animals
 
