@@ -196,3 +196,28 @@ def test_local_cluster_spec_is_checked():
     with pytest.raises(InputError, match="local:N needs a whole number"):
         with use_scheduler("local:zero"):
             pass
+
+
+def test_predict_on_the_cluster_writes_the_same_masks(study, scheduler, tmp_path):
+    from cfosstats.datasets import load_lab
+
+    images = load_lab("demo", data=study).image_ids[:2]
+    common = ["predict", "--lab", "demo", "--data", str(study), "--model", "wue1/consensus_ensemble"]
+    common += [arg for image in images for arg in ("--image", image)]
+    _invoke(*common, "--out", str(tmp_path / "local"))
+    _invoke(*common, "--out", str(tmp_path / "dask"), "--scheduler", scheduler)
+    from distributed import Client
+
+    with Client(scheduler, timeout=30) as client:
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "predict_and_write" in prefixes, prefixes
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.suffix in (".png", ".csv")}  # fmt: skip
+
+    local, dask = files(tmp_path / "local"), files(tmp_path / "dask")
+    assert len(local) == 2 * (1 + 4 + 3) + 1  # ensemble + 4 members masks, 3 maps per image; the csv
+    assert local.keys() == dask.keys()
+    for name in local:
+        assert local[name] == dask[name], name

@@ -335,7 +335,7 @@ def test_interrupted_prediction_writes_nothing(tiny_lab_root, tmp_path, monkeypa
             raise KeyboardInterrupt
         return predict_image(*args, **kwargs)
 
-    monkeypatch.setattr("cfosstats.segment.pipeline.predict_image", failing)
+    monkeypatch.setattr("cfosstats.segment.predict_files.predict_image", failing)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         predict_lab(lab, "tiny/m", out, FP32, model_library=tmp_path / "models", progress=False)

@@ -17,8 +17,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cfosstats.cli.common import read_lab
-from cfosstats.cli.options import ConfigOption, DataOption, LabOption
+from cfosstats.cli.common import on_scheduler, read_lab
+from cfosstats.cli.options import ConfigOption, DataOption, LabOption, SchedulerOption
 from cfosstats.core.errors import InputError
 from cfosstats.core.outputs import check_output, lab_inputs, mark
 
@@ -128,6 +128,7 @@ def predict(
     threads: ThreadsOption = None,
     data: DataOption = None,
     lab_config: ConfigOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Predict a lab's images: binary masks in the study label layout, uncertainty maps and a
     per-image review ranking (uncertainty.csv). Only the images are needed."""
@@ -141,7 +142,7 @@ def predict(
     found = read_lab(lab, data, lab_config)
     check_output(out, lab_inputs(found))
     settings = Settings(tile=tile, overlap=overlap, tta=tta, precision=precision)
-    with _torch_threads(_threads(threads)):
+    with _torch_threads(_threads(threads)), on_scheduler(scheduler, 1):
         table = predict_lab(found, model, out, settings, image_ids=image or None, model_library=library)
     mark(out, "predict")  # later predictions may add to this data root
     console = Console()

@@ -39,14 +39,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from cfosstats.core.atomic import atomic_dir, write_csv, write_text
 from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_bytes, sha256_file
-from cfosstats.core.imageio import write_mask, write_png
-from cfosstats.core.parallel import progress_bar
+from cfosstats.core.parallel import map_tasks, progress_bar
 from cfosstats.core.version import software_versions
 from cfosstats.datasets.lab import Lab
-from cfosstats.objects.label import count_objects
 from cfosstats.segment import library
 from cfosstats.segment.folds import Split, split_images
-from cfosstats.segment.predict import UNCERTAINTY_MAPS, Settings, predict_image, prepare_model, to_uint16
+from cfosstats.segment.predict import Settings, predict_image, prepare_model
+from cfosstats.segment.predict_files import forget_prepared, predict_and_write, use_prepared
 from cfosstats.segment.selection import reference_mask, reference_source, validation_table
 from cfosstats.segment.train import TrainConfig, train_model
 from cfosstats.stats.selection import selection_verdict
@@ -464,24 +463,21 @@ def predict_lab(
         }
         uncertainty_dir = stack.enter_context(atomic_dir(lab_out.joinpath("uncertainty", *folders["self"])))
         task = bars.add_task(f"{lab.name}: predicting with {stored.name}", total=len(image_ids), info="")
-        for image_id in image_ids:
-            prediction = predict_image(prepared, lab.image(image_id), settings, prepared=True)
-            write_mask(staged["self"] / f"{image_id}_{label}.png", prediction.mask)
-            if stored.is_ensemble:
-                for member, member_mask in zip(members, prediction.member_masks):
-                    write_mask(staged[member.name] / f"{image_id}_{label}.png", member_mask)
-            for kind in UNCERTAINTY_MAPS:
-                # Level 1: these continuous maps compress poorly; level 6 would double predict's time.
-                write_png(uncertainty_dir / f"{image_id}_{kind}.png", to_uint16(getattr(prediction, kind)), 1)
-            rows.append(
-                {
-                    "image_id": image_id,
-                    "role": _image_role(stored, image_id),
-                    "n_objects": count_objects(prediction.mask, lab.config.min_object_size),
-                    **prediction.scores(),
-                }
-            )
-            bars.advance(task)
+        key = (str(stored.path), sha256_file(stored.path), settings)
+        use_prepared(key, prepared)  # inline, this process predicts with the model already loaded
+        own = [str(staged["self"])] + ([str(staged[m.name]) for m in members] if stored.is_ensemble else [])
+        tasks = [
+            (key, str(lab.image_path(i)), i, label, lab.config.min_object_size, own, str(uncertainty_dir))
+            for i in image_ids
+        ]
+        try:
+            # One job here: torch already uses every core for one image. On a Dask cluster
+            # (--scheduler) each worker loads the model once and predicts its share.
+            for image_id, scores in zip(image_ids, map_tasks(predict_and_write, tasks, 1, False, "predict")):
+                rows.append({"image_id": image_id, "role": _image_role(stored, image_id), **scores})
+                bars.advance(task)
+        finally:
+            forget_prepared(key)
         table = pd.DataFrame(rows)
         if not table.empty:
             order = table["review_score"].rank(ascending=False, method="first")
