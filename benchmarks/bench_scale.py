@@ -39,6 +39,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--sources: no simulate options for {unknown}; known: {sorted(SOURCE_OPTIONS)}")
 
+    # A TERM (or Ctrl-C) still runs the cleanup below: no scheduler or worker is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     studies_root = args.studies or work / "studies"
     rows: list[dict] = []

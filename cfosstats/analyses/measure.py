@@ -26,9 +26,9 @@ from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_bytes
 from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.core.parallel import map_tasks
-from cfosstats.objects.label import label_objects
+from cfosstats.objects.label import drop_small_objects, label_foreground
 from cfosstats.objects.matching import match_labels
-from cfosstats.stats.quantify import quantify_regions
+from cfosstats.stats.quantify import analysed_areas, quantify_regions
 
 __all__ = ["CACHE_VERSION", "MeasurementCache", "measure_all", "measure_image"]
 
@@ -180,15 +180,29 @@ def measure_image(
             regions[region] = read_mask(path)
             _check_shape(regions[region], shape, path, "region mask")
     out: dict[str, Any] = {"quantify": {}, "counts": {}, "pairs": {}}
-    for source in quantify:
-        out["quantify"][source] = quantify_regions(
-            masks[source], regions, image, min_size, ignore, um2_per_px
-        )
-    labels = {source: label_objects(masks[source], min_size, ignore=ignore) for source in whole}
-    out["counts"] = {source: int(lab.max()) for source, lab in labels.items()}
+    areas = analysed_areas(shape, regions, ignore) if quantify else None
+    labels = {}
+    for source in {**quantify, **whole}:
+        # A mask that is also matched is labelled once: cut to each region for the readouts, then
+        # size-filtered for the object count and matching (the same objects as labelling anew).
+        mask = masks.pop(source)  # held no longer than needed
+        labelled = label_foreground(mask, ignore) if source in whole else None
+        if source in quantify:
+            out["quantify"][source] = quantify_regions(
+                mask, regions, image, min_size, ignore, um2_per_px, labelled=labelled, areas=areas
+            )
+        if labelled is not None:
+            found, n_objects, _, _ = drop_small_objects(*_with_count(labelled), min_size)
+            labels[source] = found
+            out["counts"][source] = n_objects
     for a, b in pairs:
         out["pairs"][f"{a}|{b}"] = float(match_labels(labels[a], labels[b], threshold).f1)
     return out
+
+
+def _with_count(labelled: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int, np.ndarray]:
+    labels, foreground = labelled
+    return labels, int(labels.reshape(-1)[foreground].max()) if foreground.size else 0, foreground
 
 
 # -- planning the per-image tasks -----------------------------------------------------------------

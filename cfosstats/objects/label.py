@@ -17,7 +17,16 @@ from scipy import ndimage
 
 from cfosstats.objects.overlaps import ObjectIndex, index_objects
 
-__all__ = ["OBJECT_COLUMNS", "count_objects", "index_mask_objects", "label_objects", "measure_objects"]
+__all__ = [
+    "OBJECT_COLUMNS",
+    "count_objects",
+    "index_mask_objects",
+    "label_objects",
+    "drop_small_objects",
+    "label_foreground",
+    "measure_objects",
+    "region_objects",
+]
 
 #: Columns of the tidy table returned by :func:`measure_objects`, in order.
 OBJECT_COLUMNS = ("image_id", "label", "area", "centroid_row", "centroid_col", "mean_intensity")
@@ -112,8 +121,60 @@ def _label(
         return labels, n_objects, None, None  # scipy numbers 1..n in scan order; nothing to drop
     # Only foreground pixels are counted and renumbered (nuclei cover a few percent of an
     # image): a bincount or a lookup over the whole label image costs ~10x more.
+    return drop_small_objects(labels, n_objects, np.flatnonzero(foreground), min_size)
+
+
+def label_foreground(mask: np.ndarray, ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All 8-connected objects of a mask (no size filter) and its foreground pixels.
+
+    What :func:`region_objects` and :func:`drop_small_objects` start from, so that one mask
+    quantified in several regions and matched with other masks is labelled once.
+
+    Returns
+    -------
+    labels : ndarray of int32
+        As :func:`label_objects` with ``min_size=0``.
+    foreground : ndarray of int64
+        Flat indices of the labelled pixels, increasing.
+
+    Examples
+    --------
+    >>> labels, foreground = label_foreground(np.array([[1, 0, 1]], bool))
+    >>> labels.tolist(), foreground.tolist()
+    ([[1, 0, 2]], [0, 2])
+    """
+    labels, _, _, _ = _label(mask, 0, None, ignore)
+    return labels, np.flatnonzero(labels)
+
+
+def drop_small_objects(
+    labels: np.ndarray, n_objects: int, foreground: np.ndarray, min_size: int
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Drop objects below `min_size` and renumber the rest 1..n in scan order, **in place**.
+
+    Parameters
+    ----------
+    labels : ndarray of int32
+        Objects numbered 1..`n_objects` in scan order (modified).
+    n_objects : int
+    foreground : ndarray of int
+        Flat indices of the labelled pixels, increasing.
+    min_size : int
+
+    Returns
+    -------
+    labels, n_kept, where, values
+        The labels; how many objects are kept; the flat indices of their pixels and their new
+        labels.
+
+    Examples
+    --------
+    >>> labels, foreground = label_foreground(np.array([[1, 0, 1, 1]], bool))
+    >>> drop_small_objects(labels, 2, foreground, 2)[0].tolist()
+    [[0, 0, 1, 1]]
+    """
     flat = labels.reshape(-1)
-    where = np.flatnonzero(foreground)
+    where = foreground
     values = flat[where]
     areas = np.bincount(values, minlength=n_objects + 1)
     keep = areas >= min_size
@@ -126,6 +187,97 @@ def _label(
     flat[where] = values
     kept = values != 0
     return labels, int(keep.sum()), where[kept], values[kept]
+
+
+def region_objects(
+    labels: np.ndarray, area: np.ndarray, min_size: int = 0, foreground: np.ndarray | None = None
+) -> tuple[int, np.ndarray]:
+    """The objects of a mask cut to a region, from the mask's labelling of the whole image.
+
+    Exactly what labelling the mask cut to `area` gives (:func:`label_objects` with
+    ``region=area``, before numbering), without labelling the whole image again: an object
+    wholly inside the region stays one object, one wholly outside vanishes, and only the objects
+    that the region's border cuts are labelled again. Cutting can only split an object, never
+    join two, so their cut pieces are stacked into one small image (each in its bounding box,
+    one blank row apart) and labelled in a single call.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        8-connected objects of the mask over the whole image, *without* a size filter (e.g.
+        ``label_objects(mask, 0, ignore=ignore)``).
+    area : ndarray of bool, shape (H, W)
+        The analysed region.
+    min_size : int
+        Objects of the cut mask with fewer pixels are dropped.
+    foreground : ndarray of int, optional
+        ``np.flatnonzero(labels)``, when the caller has it already.
+
+    Returns
+    -------
+    n_objects : int
+        Objects of the cut mask with at least `min_size` pixels.
+    pixels : ndarray of int64
+        Their pixels, as increasing flat indices.
+
+    Examples
+    --------
+    >>> mask = np.array([[1, 1, 1, 0, 1]], dtype=bool)
+    >>> area = np.array([[1, 0, 1, 1, 1]], dtype=bool)  # cuts the first object in two
+    >>> n, pixels = region_objects(label_objects(mask), area)
+    >>> n, pixels.tolist(), int(label_objects(mask, region=area).max())
+    (3, [0, 2, 4], 3)
+    """
+    labels = np.asarray(labels)
+    area = np.asarray(area, dtype=bool)
+    if area.shape != labels.shape:
+        raise ValueError(f"area has shape {area.shape}, but the labels have shape {labels.shape}")
+    flat = labels.reshape(-1)
+    foreground = np.flatnonzero(flat) if foreground is None else np.asarray(foreground)
+    if foreground.size == 0:
+        return 0, foreground.astype(np.int64)
+    values = flat[foreground]
+    inside = area.reshape(-1)[foreground]
+    n_labels = int(values.max())
+    sizes = np.bincount(values, minlength=n_labels + 1)
+    sizes_inside = np.bincount(values[inside], minlength=n_labels + 1)
+    keep = (sizes_inside == sizes) & (sizes > 0) & (sizes >= min_size)
+    keep[0] = False
+    n_objects = int(keep.sum())
+    pixels = foreground[keep[values]]
+    cut = (sizes_inside > 0) & (sizes_inside < sizes)
+    if cut.any():
+        chosen = inside & cut[values]
+        n_pieces, piece_pixels = _cut_pieces(foreground, values, chosen, labels.shape[1], min_size)
+        n_objects += n_pieces
+        pixels = np.concatenate([pixels, piece_pixels])
+        pixels.sort()
+    return n_objects, pixels.astype(np.int64, copy=False)
+
+
+def _cut_pieces(foreground, values, chosen, width, min_size) -> tuple[int, np.ndarray]:
+    """Pieces (8-connected, at least `min_size` px) of the cut objects' pixels inside the region."""
+    pixels, owners = foreground[chosen], values[chosen]
+    order = np.argsort(owners, kind="stable")
+    pixels, owners = pixels[order], owners[order]
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    rows, cols = np.divmod(pixels, width)
+    top = np.minimum.reduceat(rows, starts)
+    left = np.minimum.reduceat(cols, starts)
+    heights = np.maximum.reduceat(rows, starts) - top + 1
+    # Each object's box below the previous one, one blank row apart: pieces of two objects can
+    # never touch, so one labelling call finds the pieces of all of them.
+    offsets = np.cumsum(heights + 1) - (heights + 1)
+    which = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, pixels.size]))
+    stacked_rows = rows - top[which] + offsets[which]
+    stacked_cols = cols - left[which]
+    canvas = np.zeros((int(offsets[-1] + heights[-1]), int(stacked_cols.max()) + 1), dtype=bool)
+    canvas[stacked_rows, stacked_cols] = True
+    pieces, n_pieces = ndimage.label(canvas, structure=_EIGHT_CONNECTED)
+    piece = pieces[stacked_rows, stacked_cols]
+    kept = np.bincount(piece, minlength=n_pieces + 1) >= min_size
+    kept[0] = False
+    return int(kept.sum()), pixels[kept[piece]]
 
 
 def index_mask_objects(
