@@ -34,10 +34,11 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from _baseline import export_tree  # benchmarks/ is on sys.path when a benchmark runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "train_data"
@@ -45,17 +46,6 @@ RESULTS = REPO / "benchmarks" / "results" / "agreement"
 #: The release before the mask reading / labelling work (a05c1ef, 2026-12-02).
 BASELINE_COMMIT = "a05c1ef"
 VARIANTS = ("baseline", "new_jobs1", "new_jobs2")
-
-
-def export_tree(commit: str, folder: Path) -> Path:
-    """Unpack the files of `commit` into `folder` (git archive: read-only for the repository)."""
-    archive = folder / "tree.tar"
-    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), commit], check=True)
-    tree = folder / "baseline"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
-    archive.unlink()
-    return tree
 
 
 def run_cli(tree: Path, data: Path, out: Path, lab: str, jobs: int | None) -> tuple[float, int, str]:

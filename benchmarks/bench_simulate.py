@@ -33,10 +33,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from _baseline import export_tree  # benchmarks/ is on sys.path when a benchmark runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
 #: The commit before the simulate speed-up (its simulate code is a05c1ef's).
@@ -44,17 +45,6 @@ BASELINE_COMMIT = "23f15cd"
 #: The demo lab's label-set counts (the baseline's only ones).
 DEFAULT_COUNTS = {"expert_models": 2, "consensus_models": 4, "ensembles": 2, "ensemble_members": 3}
 IMAGES_PER_ANIMAL_AND_AREA = 9  # the demo lab: 3 conditions x 3 areas
-
-
-def export_tree(commit: str, folder: Path) -> Path:
-    """Unpack the files of `commit` into `folder` (git archive: nothing is written to the repository)."""
-    archive = folder / "tree.tar"
-    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), commit], check=True)
-    tree = folder / "baseline"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
-    archive.unlink()
-    return tree
 
 
 def study_arguments(args: argparse.Namespace) -> list[str]:
