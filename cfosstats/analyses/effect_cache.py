@@ -122,8 +122,18 @@ def frames_from_json(stored: Sequence[dict[str, Any]]) -> list[pd.DataFrame]:
     frames = []
     for table in stored:
         columns = {
-            name: pd.Series(values, dtype=dtype)
+            name: _column(values, dtype)
             for name, dtype, values in zip(table["columns"], table["dtypes"], table["data"], strict=True)
         }
-        frames.append(pd.DataFrame(columns, columns=table["columns"]))
+        frames.append(pd.DataFrame(columns, columns=table["columns"], copy=False))
     return frames
+
+
+def _column(values: list, dtype: str):
+    """One stored column: a numpy array for numpy dtypes (fast), a pandas array for the others."""
+    if dtype in _NUMPY_DTYPES:
+        return np.array(values, dtype=dtype)
+    return pd.array(values, dtype=dtype)
+
+
+_NUMPY_DTYPES = frozenset({"float64", "int64", "bool", "object"})

@@ -26,7 +26,7 @@ from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_bytes
 from cfosstats.core.imageio import read_image, read_mask
 from cfosstats.core.parallel import map_tasks
-from cfosstats.objects.label import drop_small_objects, label_foreground
+from cfosstats.objects.label import drop_small_objects, index_labelled, label_foreground
 from cfosstats.objects.matching import match_labels
 from cfosstats.stats.quantify import analysed_areas, quantify_regions
 
@@ -192,9 +192,10 @@ def measure_image(
                 mask, regions, image, min_size, ignore, um2_per_px, labelled=labelled, areas=areas
             )
         if labelled is not None:
-            found, n_objects, _, _ = drop_small_objects(*_with_count(labelled), min_size)
-            labels[source] = found
-            out["counts"][source] = n_objects
+            found = drop_small_objects(*_with_count(labelled), min_size)
+            # Indexed once: a source is matched with up to 8 others (each match indexed both).
+            labels[source] = index_labelled(*found)
+            out["counts"][source] = found[1]
     for a, b in pairs:
         out["pairs"][f"{a}|{b}"] = float(match_labels(labels[a], labels[b], threshold).f1)
     return out

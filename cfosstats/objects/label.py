@@ -20,6 +20,7 @@ from cfosstats.objects.overlaps import ObjectIndex, index_objects
 __all__ = [
     "OBJECT_COLUMNS",
     "count_objects",
+    "index_labelled",
     "index_mask_objects",
     "label_objects",
     "drop_small_objects",
@@ -298,11 +299,31 @@ def index_mask_objects(
     >>> index.n_objects, index.object_labels.tolist(), index.areas.tolist()
     (1, [1], [2])
     """
-    labels, n_objects, where, values = _label(mask, min_size, region, ignore)
-    if where is None:
-        return index_objects(labels)
-    if n_objects == 0:
-        return index_objects(labels)  # the empty index, built the one usual way
+    return index_labelled(*_label(mask, min_size, region, ignore))
+
+
+def index_labelled(
+    labels: np.ndarray, n_objects: int, where: np.ndarray | None, values: np.ndarray | None
+) -> ObjectIndex:
+    """The :func:`index_objects` of labels 1..n in scan order, from their pixels when known.
+
+    Parameters
+    ----------
+    labels : ndarray of int32
+        Objects numbered 1..`n_objects` consecutively.
+    n_objects : int
+    where, values : ndarray or None
+        Flat indices (increasing) of the labelled pixels and their labels, as
+        :func:`drop_small_objects` returns them; None to find them here.
+
+    Examples
+    --------
+    >>> labels, foreground = label_foreground(np.array([[1, 0, 1, 1]], bool))
+    >>> index_labelled(*drop_small_objects(labels, 2, foreground, 2)).areas.tolist()
+    [2]
+    """
+    if where is None or n_objects == 0:
+        return index_objects(labels)  # the usual way (also the empty index)
     # Labels are 1..n, consecutive: the code of label k is k - 1.
     areas = np.bincount(values, minlength=n_objects + 1)[1:].astype(np.int64)
     code_of_label = np.arange(-1, n_objects, dtype=np.int64)
