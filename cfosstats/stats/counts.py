@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "icc_absolute_agreement",
     "ALPHA_LEVELS",
     "BLAND_ALTMAN_COLUMNS",
     "COUNT_AGREEMENT_COLUMNS",
@@ -187,6 +188,44 @@ def count_agreement(counts: pd.DataFrame, exclude: Collection[str] = ()) -> pd.D
     table = pd.DataFrame(rows, columns=list(COUNT_AGREEMENT_COLUMNS))
     # Integer columns stay integers next to the alpha rows' missing values.
     return table.astype({"df1": "Int64", "df2": "Int64", "n_images": "int64", "n_raters": "int64"})
+
+
+def icc_absolute_agreement(matrix: np.ndarray) -> float:
+    """ICC(2,1) (McGraw & Wong's ICC(A,1)) of a complete images x raters matrix, in numpy.
+
+    Two-way random effects, absolute agreement, single rater, from the mean squares of the
+    two-way ANOVA without replication (Shrout & Fleiss 1979): the value
+    :func:`count_agreement` takes from :func:`pingouin.intraclass_corr`, without pingouin's
+    long-format ANOVA (about 100x faster for hundreds of images and tens of raters).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_images, n_raters)
+        Counts, no missing values; at least 2 images and 2 raters.
+
+    Returns
+    -------
+    float
+        NaN where undefined (every count equal: 0/0).
+
+    Examples
+    --------
+    >>> icc_absolute_agreement(np.array([[1, 3], [5, 5], [9, 7]]))
+    0.8571428571428571
+    """
+    y = np.asarray(matrix, dtype=np.float64)
+    n, k = y.shape
+    if n < 2 or k < 2:
+        raise ValueError(f"ICC needs at least 2 images and 2 raters, got {n} x {k}")
+    grand = y.mean()
+    ss_rows = k * ((y.mean(axis=1) - grand) ** 2).sum()
+    ss_cols = n * ((y.mean(axis=0) - grand) ** 2).sum()
+    ss_error = ((y - grand) ** 2).sum() - ss_rows - ss_cols
+    ms_rows, ms_cols = ss_rows / (n - 1), ss_cols / (k - 1)
+    ms_error = ss_error / ((n - 1) * (k - 1))
+    denominator = ms_rows + (k - 1) * ms_error + k * (ms_cols - ms_error) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(ms_rows - ms_error) / denominator) if denominator else float("nan")
 
 
 def bland_altman(counts: pd.DataFrame, reference: str = "est_GT") -> pd.DataFrame:
