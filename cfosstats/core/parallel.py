@@ -80,18 +80,56 @@ def _call(function_and_arguments: tuple[Callable, tuple]) -> Any:
 # -- engines: each maps `function` over `tasks` and yields (results in task order, a stop hook) --
 
 
+class _CommandPool:
+    """The local process pool of one command: forked at its first per-image step, reused by the
+    later ones. A pool forked later, after the measurements, would copy the parent's tables into
+    every worker (the process tree's memory would grow with the study)."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.pool: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_ignore_interrupts)
+        return self.pool
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            _stop(self.pool)
+            self.pool = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+_POOL: contextvars.ContextVar[_CommandPool | None] = contextvars.ContextVar("cfosstats_pool", default=None)
+
+
 def _process_results(function, tasks, jobs):
-    """The local engine: inline for one job or one task, else a forked process pool."""
+    """The local engine: inline for one job or one task, else a forked process pool (the
+    command's, when :func:`use_scheduler` set one up with as many workers)."""
     if jobs <= 1 or len(tasks) <= 1:
         return (function(*task) for task in tasks), None, None
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_ignore_interrupts)
+    shared = _POOL.get()
+    if shared is not None and shared.jobs == jobs:
+        pool = shared.get()
+    else:
+        shared = None
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_ignore_interrupts)
     # Executor.map submits every task now, so the workers are forked before the progress bar
     # starts its refresh thread.
     results = pool.map(_call, [(function, task) for task in tasks])
 
     def finish(interrupted: bool) -> None:
-        if interrupted:
-            _stop(pool)  # within seconds, however long the running tasks would take
+        if interrupted and shared is not None:
+            shared.stop()  # within seconds, however long the running tasks would take
+        elif interrupted:
+            _stop(pool)
+        elif shared is not None:
+            results.close()  # an early stop (an input error): the tasks not yet started are dropped
         else:
             # When the caller stops early (an input error), drop the work not yet started.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -213,9 +251,10 @@ def use_scheduler(address: str | None, jobs: int = 1, timeout: float = 20.0) -> 
     address : str or None
         A Dask scheduler address (``tcp://host:8786``, ``host:8786``), ``local`` / ``local:N``
         for a local cluster of ``N`` worker processes (default ``jobs``), or None for the local
-        process pool (nothing to install).
+        process pool (nothing to install): one pool of ``jobs`` workers for the whole block,
+        forked when first used.
     jobs : int
-        Workers of a ``local`` cluster without ``:N``.
+        Workers of the local pool, or of a ``local`` cluster without ``:N``.
     timeout : float
         Seconds to wait for the scheduler before giving up with an :class:`InputError`.
 
@@ -231,7 +270,13 @@ def use_scheduler(address: str | None, jobs: int = 1, timeout: float = 20.0) -> 
     [8]
     """
     if not address:
-        yield None
+        shared = _CommandPool(jobs)
+        token = _POOL.set(shared)
+        try:
+            yield None
+        finally:
+            _POOL.reset(token)
+            shared.close()
         return
     try:
         import distributed  # lazy: the optional extra
