@@ -192,18 +192,13 @@ def measure_image(
                 mask, regions, image, min_size, ignore, um2_per_px, labelled=labelled, areas=areas
             )
         if labelled is not None:
-            found = drop_small_objects(*_with_count(labelled), min_size)
+            found = drop_small_objects(*labelled, min_size)
             # Indexed once: a source is matched with up to 8 others (each match indexed both).
             labels[source] = index_labelled(*found)
             out["counts"][source] = found[1]
     for a, b in pairs:
         out["pairs"][f"{a}|{b}"] = float(match_labels(labels[a], labels[b], threshold).f1)
     return out
-
-
-def _with_count(labelled: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int, np.ndarray]:
-    labels, foreground = labelled
-    return labels, int(labels.reshape(-1)[foreground].max()) if foreground.size else 0, foreground
 
 
 # -- planning the per-image tasks -----------------------------------------------------------------

@@ -487,7 +487,7 @@ def predict_lab(
         record = {
             "model": stored.name,
             "model_card": str(stored.path),
-            "model_card_sha256": sha256_file(stored.path),
+            "model_card_sha256": key[1],  # read once, when the run began
             "members": [m.name for m in members],
             "settings": settings.as_dict(),
             "uncertainty_scale": "16-bit PNG: 0..65535 = 0..1 bit (entropy in bits, 2 classes)",

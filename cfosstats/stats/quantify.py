@@ -50,12 +50,12 @@ __all__ = [
     "NORMALISATION_NOTE_COLUMNS",
     "READOUTS",
     "WHOLE_IMAGE",
+    "analysed_areas",
     "density_unit",
     "normalise_to_control",
     "quantify_image",
     "quantify_labels",
     "quantify_regions",
-    "analysed_areas",
 ]
 
 #: Region name of an image analysed whole (no region mask).
@@ -281,7 +281,7 @@ def quantify_regions(
     ignore: np.ndarray | None = None,
     um2_per_px: float | None = None,
     *,
-    labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    labelled: tuple[np.ndarray, int, np.ndarray] | None = None,
     areas: Mapping[str, np.ndarray] | None = None,
 ) -> list[dict]:
     """The rows of :func:`quantify_image` as plain dicts (no DataFrame: cheap in worker processes).
@@ -298,15 +298,15 @@ def quantify_regions(
     if image is not None and np.shape(image) != mask.shape:
         raise ValueError(f"image has shape {np.shape(image)}, but the mask has shape {mask.shape}")
     regions = dict(regions or {}) or {WHOLE_IMAGE: None}
-    # One labelling of the whole mask; each region keeps, cuts or drops its objects
-    # (region_objects: the same objects as labelling the mask cut to the region).
     areas = areas if areas is not None else analysed_areas(mask.shape, regions, ignore)
     if labelled is None and len(regions) == 1:
         # One region and no labelling at hand: labelling the cut mask is the cheapest way.
         (name,) = regions
         labels = label_objects(mask, min_size, region=areas[name])
         return [{"region": name, **quantify_labels(labels, int(areas[name].sum()), image, um2_per_px)}]
-    whole, foreground = labelled if labelled is not None else label_foreground(mask, ignore)
+    # One labelling of the whole mask; each region keeps, cuts or drops its objects
+    # (region_objects: the same objects as labelling the mask cut to the region).
+    whole, _, foreground = labelled if labelled is not None else label_foreground(mask, ignore)
     rows = []
     for name in regions:
         area = areas[name]
