@@ -166,8 +166,10 @@ def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
 
 def same_tables(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.glob("*.csv"))
-    return bool(names) and names == sorted(p.name for p in b.glob("*.csv")) and all(
-        filecmp.cmp(a / n, b / n, shallow=False) for n in names
+    return (
+        bool(names)
+        and names == sorted(p.name for p in b.glob("*.csv"))
+        and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
     )
 
 
@@ -269,8 +271,9 @@ def summarise(rows: list[dict], args) -> dict:
         summary["range_images_x_sources"] = [min(work), max(work)]
         summary["time_exponent"] = round(slope(work, [r["local_cold_s"] for r in scaled]), 3)
         summary["memory_exponent"] = round(slope(work, [r["local_peak_mb"] for r in scaled]), 3)
-        smallest, largest = min(scaled, key=lambda r: r["images"] * r["sources"]), max(
-            scaled, key=lambda r: r["images"] * r["sources"]
+        smallest, largest = (
+            min(scaled, key=lambda r: r["images"] * r["sources"]),
+            max(scaled, key=lambda r: r["images"] * r["sources"]),
         )
         ratio = largest["local_peak_mb"] / smallest["local_peak_mb"]
         summary["peak_memory_largest_over_smallest"] = round(ratio, 3)

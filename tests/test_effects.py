@@ -12,6 +12,7 @@ import pingouin
 import pytest
 from scipy import stats
 
+from cfosstats.stats import bootstrap as bootstrap_module
 from cfosstats.stats.counts import _pandas4_warning
 from cfosstats.stats.effects import (
     BOOTSTRAP_COLUMNS,
@@ -468,6 +469,48 @@ def test_bootstrap_matches_explicit_resamples():
     np.testing.assert_allclose(
         ci.loc["all", ["eta2_ci_low", "eta2_ci_high"]], np.quantile(kruskal, [0.05, 0.95])
     )
+
+
+def _pairwise_mwu_eta2(x, wx, y, wy):
+    # the O(n²) reference: U from the full matrix of pairwise wins
+    wins = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+    u = ((wx @ wins) * wy).sum(axis=1)
+    n1, n2 = wx.sum(axis=1), wy.sum(axis=1)
+    z = (u - n1 * n2 / 2.0) / np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+    return z**2 / (n1 + n2)
+
+
+def _pairwise_kruskal_eta2(x, codes, k, w):
+    # the O(n²) reference: midranks from the full matrices of weighted counts below and equal
+    less = w @ (x[None, :] < x[:, None]).T.astype(float)
+    tied = w @ (x[None, :] == x[:, None]).T.astype(float)
+    ranks = less + (tied + 1.0) / 2.0
+    n = w.sum(axis=1)
+    indicator = np.eye(k)[codes]
+    rank_sums, sizes = (w * ranks) @ indicator, w @ indicator
+    h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
+    h = h / (1.0 - np.sum(w * (tied**2 - 1.0), axis=1) / (n**3 - n))
+    return (h - k + 1) / (n - k)
+
+
+def test_bootstrap_sorted_ranks_equal_pairwise_matrices_bit_for_bit():
+    # the cumulative-weight ranks (O(n) memory, blocks of resamples) give exactly the bits of the
+    # O(n²) pairwise formulas: with count weights every sum is exact, in any order
+    rng = np.random.default_rng(7)
+    n_boot = 3 * bootstrap_module.BLOCK + 5  # several blocks and a partial one
+    for n in (8, 23, 90):
+        x = rng.integers(0, 6, n).astype(float)  # many ties
+        y = np.r_[rng.integers(0, 6, n + 2).astype(float), 2.5]
+        weights = rng.integers(0, 3, (n_boot, 2 * n + 3)).astype(float)
+        xc, yc = np.arange(n), np.arange(n, 2 * n + 3)
+        fast = bootstrap_module._weighted_mwu_eta2(x, y, weights, xc, yc)
+        slow = _pairwise_mwu_eta2(x, weights[:, xc], y, weights[:, yc])
+        assert np.array_equal(fast, slow, equal_nan=True)
+        codes = rng.integers(0, 3, n)
+        fast = bootstrap_module._weighted_kruskal_eta2(x, codes, 3, weights, xc)
+        slow = _pairwise_kruskal_eta2(x, codes, 3, weights[:, xc])
+        assert np.array_equal(fast, slow, equal_nan=True)
+        assert np.isfinite(fast).mean() > 0.5  # not vacuous: most resamples have a value
 
 
 def test_bootstrap_stratified_weights():

@@ -352,6 +352,7 @@ def test_ensembles_vary_less_than_single_models(effect_study):
 
 def test_est_gt_is_the_packages_staple(effect_study):
     from cfosstats.objects import groundtruth  # our own module: a broken import must fail, not skip
+
     lab = effect_study / LAB
     image_id = _mapping(effect_study)["ID"][0]
     name = mask_name(image_id, CONFIG.label)

@@ -296,4 +296,3 @@ def use_scheduler(address: str | None, jobs: int = 1, timeout: float = 20.0) -> 
             yield client
         finally:
             _CLIENT.reset(token)
-

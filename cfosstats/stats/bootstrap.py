@@ -79,30 +79,84 @@ def bootstrap_weights(
     return weights
 
 
-def _weighted_mwu_eta2(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """The study's eta² of every weighted resample at once (U of x with half ties)."""
-    wins = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
-    u = ((wx @ wins) * wy).sum(axis=1)
-    n1, n2 = wx.sum(axis=1), wy.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (u - n1 * n2 / 2.0) / np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
-        return z**2 / (n1 + n2)
+# Resamples are scored in blocks of this many, so that the working arrays stay
+# ``O(BLOCK * n)`` whatever the number of resamples (memory flat in the study size).
+BLOCK = 128
 
 
-def _weighted_kruskal_eta2(x: np.ndarray, codes: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
-    """eta²_H of every weighted resample at once (midranks, tie-corrected H as scipy)."""
-    less = w @ (x[None, :] < x[:, None]).T.astype(float)  # weighted count below each value
-    tied = w @ (x[None, :] == x[:, None]).T.astype(float)  # weighted count equal (incl. itself)
-    ranks = less + (tied + 1.0) / 2.0
-    n = w.sum(axis=1)
+def _blockwise(score, weights: np.ndarray, *columns: np.ndarray) -> np.ndarray:
+    """``score`` of each block of resamples (its weights of each set of ``columns``), concatenated.
+
+    Only one block's columns are copied at a time, never all of ``weights``.
+    """
+    blocks = (weights[i : i + BLOCK] for i in range(0, max(len(weights), 1), BLOCK))
+    return np.concatenate([score(*(block[:, c] for c in columns)) for block in blocks])
+
+
+def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order of ``x``, the start of each run of equal sorted values, and each value's run."""
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    new_run = np.r_[True, ordered[1:] != ordered[:-1]]
+    run_of = np.empty(x.size, dtype=np.intp)
+    run_of[order] = np.cumsum(new_run) - 1
+    return order, np.flatnonzero(new_run), run_of
+
+
+def _weighted_mwu_eta2(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, x_columns: np.ndarray, y_columns: np.ndarray
+) -> np.ndarray:
+    """The study's eta² of every resample (U of x with half ties; weights of x and y in columns).
+
+    For each y, the weighted counts of x above and equal to it come from the cumulative
+    weights of the sorted x (``O(n log n)`` time, ``O(n)`` memory per resample). Weights are
+    counts, so every sum is an exact integer or half-integer, whatever the summation order.
+    """
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    below = np.searchsorted(ordered, y, side="left")
+    upto = np.searchsorted(ordered, y, side="right")
+
+    def score(wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+        cumulative = np.zeros((len(wx), x.size + 1))
+        np.cumsum(wx[:, order], axis=1, out=cumulative[:, 1:])
+        total = cumulative[:, -1:]
+        wins = (total - cumulative[:, upto]) + 0.5 * (cumulative[:, upto] - cumulative[:, below])
+        u = (wins * wy).sum(axis=1)
+        n1, n2 = wx.sum(axis=1), wy.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (u - n1 * n2 / 2.0) / np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+            return z**2 / (n1 + n2)
+
+    return _blockwise(score, weights, x_columns, y_columns)
+
+
+def _weighted_kruskal_eta2(
+    x: np.ndarray, codes: np.ndarray, k: int, weights: np.ndarray, columns: np.ndarray
+) -> np.ndarray:
+    """eta²_H of every resample (weights of x in ``columns``; midranks, tie-corrected H as scipy).
+
+    Midranks come from the cumulative weights of the runs of equal sorted values (``O(n)``
+    memory per resample); all sums are exact (weights are counts), so the order they are
+    taken in does not change a bit.
+    """
+    order, starts, run_of = _runs(x)
     indicator = np.eye(k)[codes]  # (n_values, k)
-    rank_sums = (w * ranks) @ indicator
-    sizes = w @ indicator
-    with np.errstate(invalid="ignore", divide="ignore"):
-        h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
-        tie_sum = np.sum(w * (tied**2 - 1.0), axis=1)
-        h = h / (1.0 - tie_sum / (n**3 - n))
-        return (h - k + 1) / (n - k)
+
+    def score(block: np.ndarray) -> np.ndarray:
+        run_weight = np.add.reduceat(block[:, order], starts, axis=1)  # weighted count of each value
+        run_rank = np.cumsum(run_weight, axis=1) - run_weight + (run_weight + 1.0) / 2.0
+        ranks, tied = run_rank[:, run_of], run_weight[:, run_of]
+        n = block.sum(axis=1)
+        rank_sums = (block * ranks) @ indicator
+        sizes = block @ indicator
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
+            tie_sum = np.sum(block * (tied**2 - 1.0), axis=1)
+            h = h / (1.0 - tie_sum / (n**3 - n))
+            return (h - k + 1) / (n - k)
+
+    return _blockwise(score, weights, columns)
 
 
 def bootstrap_eta2_ci(
@@ -121,7 +175,8 @@ def bootstrap_eta2_ci(
     ``cluster`` (the animal column), whole animals within groups (cluster bootstrap of the
     image-level effect sizes). Each resample is a vector of weights on the images, so U (and
     the Kruskal-Wallis rank sums, with midranks and scipy's tie correction) of all resamples are
-    computed at once with matrix products: ``O(n_boot * n**2)`` for ``n`` images.
+    computed from cumulative weights of the sorted values: ``O(n_boot * n log n)`` time for
+    ``n`` images, and working memory of a block of resamples at a time.
 
     Parameters
     ----------
@@ -200,8 +255,9 @@ def bootstrap_eta2_ci(
             rows = np.concatenate([rows_of[g] for g in order])
             codes = np.concatenate([np.full(rows_of[g].size, i) for i, g in enumerate(order)])
             x = values[rows]
-            point = float(_weighted_kruskal_eta2(x, codes, len(order), np.ones((1, rows.size)))[0])
-            replicates = _weighted_kruskal_eta2(x, codes, len(order), weights[:, rows])
+            every = np.arange(rows.size)
+            point = float(_weighted_kruskal_eta2(x, codes, len(order), np.ones((1, rows.size)), every)[0])
+            replicates = _weighted_kruskal_eta2(x, codes, len(order), weights, rows)
             record(OMNIBUS, "kruskal", point, replicates, [])
     for a, b in combinations(order, 2):
         notes = [invalid.get(a, ""), invalid.get(b, "")]
@@ -211,6 +267,6 @@ def bootstrap_eta2_ci(
         ra, rb = rows_of[a], rows_of[b]
         xa, xb = values[ra], values[rb]
         point = mann_whitney_effect(xa, xb)["eta2"]
-        replicates = _weighted_mwu_eta2(xa, weights[:, ra], xb, weights[:, rb])
+        replicates = _weighted_mwu_eta2(xa, xb, weights, ra, rb)
         record(f"{a} vs {b}", "mann_whitney", point, replicates, [])
     return pd.DataFrame(records, columns=[*BOOTSTRAP_COLUMNS, *BOOTSTRAP_EXTRA_COLUMNS])
