@@ -488,8 +488,9 @@ def _pairwise_kruskal_eta2(x, codes, k, w):
     n = w.sum(axis=1)
     indicator = np.eye(k)[codes]
     rank_sums, sizes = (w * ranks) @ indicator, w @ indicator
-    h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
-    h = h / (1.0 - np.sum(w * (tied**2 - 1.0), axis=1) / (n**3 - n))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample may miss a group: nan, as the package
+        h = 12.0 / (n * (n + 1)) * np.sum(rank_sums**2 / sizes, axis=1) - 3.0 * (n + 1)
+        h = h / (1.0 - np.sum(w * (tied**2 - 1.0), axis=1) / (n**3 - n))
     return (h - k + 1) / (n - k)
 
 

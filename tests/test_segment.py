@@ -186,6 +186,27 @@ def test_tiled_prediction_equals_whole_image_away_from_tile_edges():
     assert difference[~exact].max() > 1e-5  # near tile edges padding does matter: the test has teeth
 
 
+def test_prediction_runs_with_the_settings_thread_count_then_restores_the_process_count():
+    # a Dask worker started with one thread must predict with the run's count: oneDNN's float
+    # sums depend on how a convolution is split between threads (1 vs 3 threads: last bits differ)
+    model = UNet(base=4, depth=2).eval()
+    seen = []
+    model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert Settings(precision="fp32", device="cpu").resolved().threads == 1  # 0: this process's count
+        predict_image(
+            [model], np.zeros((32, 32), np.float32), Settings(precision="fp32", device="cpu", threads=3)
+        )
+        assert seen and set(seen) == {3}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        Settings(threads=-1).resolved()
+
+
 def test_bf16_fast_path_agrees_roughly_with_fp32():
     model = randomise_batchnorm(UNet(**TINY))
     image = blob_image(np.random.default_rng(5))[0]

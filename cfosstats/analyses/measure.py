@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from cfosstats.analyses.plan import SourcePlan, compared_pairs
-from cfosstats.core.atomic import write_text
+from cfosstats.core.atomic import atomic_path
 from cfosstats.core.errors import InputError
 from cfosstats.core.hashing import sha256_bytes
 from cfosstats.core.imageio import read_image, read_mask
-from cfosstats.core.parallel import map_tasks
+from cfosstats.core.parallel import map_tasks, start_workers
 from cfosstats.objects.label import drop_small_objects, index_labelled, label_foreground
 from cfosstats.objects.matching import match_labels
 from cfosstats.stats.quantify import analysed_areas, quantify_regions
@@ -99,8 +99,9 @@ class MeasurementCache:
         self.new[key] = value
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"version": CACHE_VERSION, "entries": self.new}, separators=(",", ":")))
+        # Streamed: the text of a large study's cache is never held whole in memory.
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"version": CACHE_VERSION, "entries": self.new}, handle, separators=(",", ":"))
 
 
 # -- per-image work: a pure function of paths ------------------------------------------------------
@@ -273,6 +274,10 @@ def _plan_images(lab, plans, levels, excluded, settings, cache) -> tuple[list[_I
 def measure_all(lab, plans, levels, excluded, settings, cache, jobs, progress) -> dict:
     """Run the uncached per-image work and return every result (cached or new) by cache key."""
     min_size, um2_per_px, threshold = settings
+    if not cache.old:
+        # A cold run will use the pool: fork it before the plan, whose keys grow with the
+        # study and would otherwise be copied into every worker. A rerun may need no worker.
+        start_workers(jobs)
     tasks, keys = _plan_images(lab, plans, levels, excluded, settings, cache)
     arguments = [
         (

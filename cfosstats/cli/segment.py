@@ -8,7 +8,6 @@ Each function takes the command-line arguments (Typer reads the ``Annotated`` op
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -39,19 +38,6 @@ def _threads(threads: int | None) -> int | None:
     if threads is not None and threads < 1:
         raise InputError(None, f"--threads must be at least 1, got {threads}")
     return threads
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    import torch  # lazy: 2 s at start-up
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(
@@ -141,8 +127,10 @@ def predict(
         raise InputError(None, "--tile and --overlap must be multiples of 16 with 0 <= overlap < tile")
     found = read_lab(lab, data, lab_config)
     check_output(out, lab_inputs(found))
-    settings = Settings(tile=tile, overlap=overlap, tta=tta, precision=precision)
-    with _torch_threads(_threads(threads)), on_scheduler(scheduler, 1):
+    settings = Settings(
+        tile=tile, overlap=overlap, tta=tta, precision=precision, threads=_threads(threads) or 0
+    )
+    with on_scheduler(scheduler, 1):
         table = predict_lab(found, model, out, settings, image_ids=image or None, model_library=library)
     mark(out, "predict")  # later predictions may add to this data root
     console = Console()

@@ -32,7 +32,7 @@ from typing import Any
 
 from cfosstats.core.errors import InputError
 
-__all__ = ["DISTRIBUTED_MISSING", "map_tasks", "progress_bar", "use_scheduler"]
+__all__ = ["DISTRIBUTED_MISSING", "map_tasks", "progress_bar", "start_workers", "use_scheduler"]
 
 DISTRIBUTED_MISSING = (
     "--scheduler needs Dask distributed, which is not installed: pip install 'cfosstats[distributed]'"
@@ -93,6 +93,10 @@ class _CommandPool:
         if self.pool is None:
             self.pool = ProcessPoolExecutor(max_workers=self.jobs, initializer=_ignore_interrupts)
         return self.pool
+
+    def start(self) -> None:
+        """Fork every worker now (the first submitted task forks them all: fork start method)."""
+        self.get().submit(int).result()
 
     def stop(self) -> None:
         if self.pool is not None:
@@ -160,6 +164,22 @@ def _dask_results(client, function, tasks):
         client.cancel([f for f in futures if f is not None])
 
     return ordered(), finish, client
+
+
+def start_workers(jobs: int) -> None:
+    """Fork the running command's local pool now, if it has one of `jobs` > 1 workers.
+
+    A step calls this before it builds tables that grow with the study (cache keys, plans):
+    workers forked later would each hold a copy of them, so the process tree's memory would
+    grow with the study. Nothing happens on a Dask cluster or with one job.
+
+    Examples
+    --------
+    >>> start_workers(1)  # one job: nothing to fork
+    """
+    shared = _POOL.get()
+    if jobs > 1 and _CLIENT.get() is None and shared is not None and shared.jobs == jobs:
+        shared.start()
 
 
 def map_tasks(

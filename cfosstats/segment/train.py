@@ -18,7 +18,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ import torch
 
 from cfosstats.segment.augment import Augmentation, sample_batch
 from cfosstats.segment.losses import segmentation_loss
-from cfosstats.segment.predict import default_device, fast_precision
+from cfosstats.segment.predict import default_device, fast_precision, torch_threads
 from cfosstats.segment.unet import UNet
 
 
@@ -120,19 +119,6 @@ def intensity_statistics(images: list[np.ndarray]) -> tuple[float, float]:
     return mean, (squares / count) ** 0.5
 
 
-@contextlib.contextmanager
-def _threads(n: int | None):
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_model(
     images: list[np.ndarray],
     masks: list[np.ndarray],
@@ -185,7 +171,7 @@ def train_model(
     losses: list[float] = []
     model.train()
     start = time.perf_counter()
-    with _threads(config.threads):
+    with torch_threads(config.threads or 0):
         for step in range(1, config.steps + 1):
             tiles, targets, weights = sample_batch(
                 images, masks, config.batch_size, config.tile, rng, config.augmentation, std, valid

@@ -57,6 +57,11 @@ def bootstrap_weights(
     >>> weights.shape, weights[:, :2].sum(axis=1).tolist()
     ((3, 4), [2.0, 2.0, 2.0])
     """
+    return _resample_counts(frame, value, group, order, n_boot, seed, cluster).astype(float)
+
+
+def _resample_counts(frame, value, group, order, n_boot, seed, cluster) -> np.ndarray:
+    """:func:`bootstrap_weights` in the smallest unsigned integer type that holds the counts."""
     order = _check_order(order)
     rng = np.random.default_rng(seed)
     values = _numeric(frame[value])
@@ -64,7 +69,8 @@ def bootstrap_weights(
     if cluster is not None:
         keep &= frame[cluster].notna().to_numpy()
     labels = frame[group].to_numpy(dtype=object)
-    weights = np.zeros((n_boot, len(frame)))
+    # A count is at most a group's size: uint16 for any study below 65,536 images (1/4 of float64).
+    counts_of_rows = np.zeros((n_boot, len(frame)), dtype=np.min_scalar_type(len(frame)))
     for g in order:
         rows = np.flatnonzero(keep & (labels == g))
         if rows.size == 0:
@@ -75,8 +81,8 @@ def bootstrap_weights(
             codes, uniques = pd.factorize(frame[cluster].to_numpy(dtype=object)[rows])
             n_units = len(uniques)
         counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
-        weights[:, rows] = counts[:, codes]
-    return weights
+        counts_of_rows[:, rows] = counts[:, codes]
+    return counts_of_rows
 
 
 # Resamples are scored in blocks of this many, so that the working arrays stay
@@ -87,10 +93,10 @@ BLOCK = 128
 def _blockwise(score, weights: np.ndarray, *columns: np.ndarray) -> np.ndarray:
     """``score`` of each block of resamples (its weights of each set of ``columns``), concatenated.
 
-    Only one block's columns are copied at a time, never all of ``weights``.
+    Only one block's columns are copied (as float64) at a time, never all of ``weights``.
     """
     blocks = (weights[i : i + BLOCK] for i in range(0, max(len(weights), 1), BLOCK))
-    return np.concatenate([score(*(block[:, c] for c in columns)) for block in blocks])
+    return np.concatenate([score(*(block[:, c].astype(np.float64) for c in columns)) for block in blocks])
 
 
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,7 +217,7 @@ def bootstrap_eta2_ci(
     np.True_
     """
     order = _check_order(order)
-    weights = bootstrap_weights(frame, value, group, order, n_boot=n_boot, seed=seed, cluster=cluster)
+    weights = _resample_counts(frame, value, group, order, n_boot, seed, cluster)
     values = _numeric(frame[value])
     labels = frame[group].to_numpy(dtype=object)
     used = ~np.isnan(values)
