@@ -443,7 +443,7 @@ def run_agreement(
             }
         )
 
-    per_image = list(map_tasks(agreement_of_image, tasks, jobs, progress, "agreement", _import_pingouin))
+    per_image = list(map_tasks(agreement_of_image, tasks, jobs, progress, "agreement"))
     for row, result in zip(image_rows, per_image, strict=True):
         row["ignored_pixels"] = result.ignored_pixels
 
@@ -466,11 +466,6 @@ def run_agreement(
             write_csv(tmp / f"{name}.csv", table)
         write_text(tmp / "run.json", json.dumps(run_info, indent=2) + "\n")
     return AgreementResult(out_dir, tables)
-
-
-def _import_pingouin() -> None:
-    # pingouin imports matplotlib and seaborn (seconds); count_agreement needs it at the end.
-    import pingouin  # noqa: F401
 
 
 def _ignore_path(lab, image_id: str) -> Path | None:

@@ -116,7 +116,7 @@ def _process_results(function, tasks, jobs):
     """The local engine: inline for one job or one task, else a forked process pool (the
     command's, when :func:`use_scheduler` set one up with as many workers)."""
     if jobs <= 1 or len(tasks) <= 1:
-        return (function(*task) for task in tasks), None, None
+        return (function(*task) for task in tasks), None
     shared = _POOL.get()
     if shared is not None and shared.jobs == jobs:
         pool = shared.get()
@@ -138,7 +138,7 @@ def _process_results(function, tasks, jobs):
             # When the caller stops early (an input error), drop the work not yet started.
             pool.shutdown(wait=True, cancel_futures=True)
 
-    return results, finish, pool
+    return results, finish
 
 
 def _dask_results(client, function, tasks):
@@ -163,7 +163,7 @@ def _dask_results(client, function, tasks):
     def finish(interrupted: bool) -> None:
         client.cancel([f for f in futures if f is not None])
 
-    return ordered(), finish, client
+    return ordered(), finish
 
 
 def start_workers(jobs: int) -> None:
@@ -188,7 +188,6 @@ def map_tasks(
     jobs: int,
     progress: bool,
     description: str,
-    while_waiting: Callable[[], object] | None = None,
 ) -> Iterator[Any]:
     """Apply `function(*task)` to every task, yielding results in task order.
 
@@ -208,9 +207,6 @@ def map_tasks(
         Show a rich progress bar.
     description : str
         The progress bar's label.
-    while_waiting : callable, optional
-        Called once in this process after the workers have their tasks (they exist by then,
-        so nothing forks while it runs): a slow import can overlap the work.
 
     Examples
     --------
@@ -219,9 +215,9 @@ def map_tasks(
     """
     client = _CLIENT.get()
     if client is not None and tasks:
-        results, finish, workers = _dask_results(client, function, tasks)
+        results, finish = _dask_results(client, function, tasks)
     else:
-        results, finish, workers = _process_results(function, tasks, jobs)
+        results, finish = _process_results(function, tasks, jobs)
     tracker = None
     interrupted = False
     try:
@@ -229,8 +225,6 @@ def map_tasks(
             tracker = progress_bar()
             tracker.start()
             task_id = tracker.add_task(description, total=len(tasks))
-        if workers is not None and while_waiting is not None:
-            while_waiting()
         for result in results:
             if tracker is not None:
                 tracker.advance(task_id)

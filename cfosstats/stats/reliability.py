@@ -587,7 +587,7 @@ def _count_icc(counts: pd.DataFrame, sources: Sequence[str]) -> dict:
         }
     if np.unique(complete.to_numpy()).size < 2:
         return {"value": np.nan, "n": len(complete), "note": "all counts equal: ICC undefined"}
-    # ICC(2,1) only, in numpy: count_agreement (pingouin's long-format ANOVA and Krippendorff's
-    # alpha) took seconds and GBs per level for hundreds of images.
+    # ICC(2,1) only: count_agreement's full table (Krippendorff's alpha on every count) took
+    # seconds and GBs per level for hundreds of images.
     value = icc_absolute_agreement(complete.to_numpy(dtype=float))
     return {"value": value, "n": len(complete), "note": ""}
