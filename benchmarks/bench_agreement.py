@@ -9,7 +9,9 @@ each repeat so none always runs first), each in a fresh ``python -P -m cfosstats
 - this checkout's CLI with ``--jobs 1`` and with ``--jobs 2`` (the default).
 
 It prints the median wall time of each, the ratios baseline / new and jobs1 / jobs2, and checks
-that every CSV each run writes is byte-identical to the baseline's (and ``run.json`` equal).
+that every CSV each run writes is byte-identical to the baseline's (``count_agreement.csv``: its
+numbers equal to 1e-12 relative, since the ICCs are now computed from closed-form mean squares
+instead of pingouin's ANOVA; ``run.json`` equal).
 With ``--per-mask`` it also times, in one fresh process per tree, the per-mask steps (decode,
 binary check, labelling, labelling + indexing) and matching per pair on the same masks,
 alternating baseline and new processes.
@@ -60,8 +62,29 @@ def run_cli(tree: Path, data: Path, out: Path, lab: str, jobs: int | None) -> tu
     return time.perf_counter() - start, done.returncode, done.stderr[-500:]
 
 
+# Computed by another route since the baseline (numpy mean squares instead of pingouin's
+# ANOVA): equal to the last bits, so compared as numbers to 1e-12 relative.
+NUMERIC_FILES = {"count_agreement.csv": 1e-12}
+
+
+def same_numbers(a: Path, b: Path, rtol: float) -> bool:
+    """Whether two CSV tables have the same columns and text, and numbers equal to `rtol`."""
+    import numpy as np  # lazy: only for the tables compared as numbers
+    import pandas as pd
+
+    left, right = pd.read_csv(a), pd.read_csv(b)
+    if list(left.columns) != list(right.columns) or left.shape != right.shape:
+        return False
+    numbers = left.select_dtypes("number").columns
+    text = [c for c in left.columns if c not in numbers]
+    if not left[text].equals(right[text]) or list(right.select_dtypes("number").columns) != list(numbers):
+        return False
+    return bool(np.allclose(left[numbers], right[numbers], rtol=rtol, atol=0, equal_nan=True))
+
+
 def same_outputs(expected: Path, actual: Path) -> list[str]:
-    """Names of the files that differ (CSV bytes; run.json as parsed JSON), or are missing."""
+    """Names of the files that differ (CSV bytes, or numbers for :data:`NUMERIC_FILES`; run.json
+    as parsed JSON), or are missing."""
     differ = []
     names = sorted({p.name for p in expected.iterdir()} | {p.name for p in actual.iterdir()})
     for name in names:
@@ -70,6 +93,9 @@ def same_outputs(expected: Path, actual: Path) -> list[str]:
             differ.append(name)
         elif name.endswith(".json"):
             if json.loads(a.read_text()) != json.loads(b.read_text()):
+                differ.append(name)
+        elif name in NUMERIC_FILES:
+            if not same_numbers(a, b, NUMERIC_FILES[name]):
                 differ.append(name)
         elif not filecmp.cmp(a, b, shallow=False):
             differ.append(name)

@@ -217,6 +217,22 @@ def test_pure_python_solver_gives_the_same_results(pair):
         matching._FLOAT_EXACT_LIMIT = original
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(label_image_pairs())
+def test_scipy_solver_gives_the_same_results(pair):
+    # Components of up to 36 cells go to the Python Hungarian by default (these random pairs
+    # never have larger ones): force every multi-pair component through scipy's float64 solver.
+    from cfosstats.objects import assignment
+
+    rater, reference = pair
+    original = assignment._SMALL_COMPONENT
+    assignment._SMALL_COMPONENT = 0
+    try:
+        check_against_brute_force(rater, reference)
+    finally:
+        assignment._SMALL_COMPONENT = original
+
+
 @settings(max_examples=60, deadline=None)
 @given(label_image_pairs())
 def test_overlap_table_matches_naive_pairs(pair):

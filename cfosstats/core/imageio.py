@@ -14,14 +14,20 @@ from PIL import Image, UnidentifiedImageError
 
 from cfosstats.core.atomic import atomic_path
 from cfosstats.core.errors import InputError
+from cfosstats.core.png import decode_png
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-def _read_array(path: str | Path) -> np.ndarray:
+def _read_array(path: str | Path, fast_png: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
+    if fast_png and path.suffix.lower() == ".png":
+        # Masks: PIL's pixels exactly, about 3x faster; None (anything else) falls through to PIL.
+        pixels = decode_png(path.read_bytes())
+        if pixels is not None:
+            return pixels
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile  # lazy: only TIFF images need it
@@ -113,7 +119,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     >>> read_mask(p).tolist()
     [[False, True], [True, False]]
     """
-    array = _read_array(path)
+    array = _read_array(path, fast_png=True)
     if array.ndim == 3 and array.shape[-1] == 4 and _mask_in_alpha(array):
         array = array[..., 3]
     elif array.ndim == 3:

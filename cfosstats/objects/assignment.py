@@ -2,8 +2,9 @@
 
 A rule turns IoU and true-positive status into integer weights that encode its lexicographic
 objective exactly; the bipartite graph of overlapping pairs is split into connected components
-and each is solved exactly (scipy's solver while its float64 sums stay exact, otherwise a
-pure-Python Hungarian on Python ints). See :mod:`cfosstats.objects.matching` for the rules.
+and each is solved exactly (a pure-Python Hungarian on Python ints for small components and
+where float64 sums would not stay exact, else scipy's solver). See
+:mod:`cfosstats.objects.matching` for the rules.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from cfosstats.objects.overlaps import _Overlaps
 
 __all__ = ["ASSIGNMENTS"]
+
+# Components of at most this many cells (rows x columns) go to the exact pure-Python solver:
+# as fast as scipy's at this size, and a command that meets only these never imports scipy.optimize.
+_SMALL_COMPONENT = 36
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,8 +135,9 @@ def _solve_component(
     """Positions (in the given lists of pairs) of the optimal assignment of one component.
 
     Components are small (a handful of pairs), so plain Python beats numpy's per-call overhead.
-    Weights times the matrix size below `float_exact_limit` go to scipy's float64 solver, larger
-    ones to the exact pure-Python solver.
+    Components of up to ``_SMALL_COMPONENT`` cells, and those whose weights times the matrix size
+    reach `float_exact_limit`, go to the exact pure-Python solver; the others to scipy's float64
+    solver (exact below that limit).
     """
     row_index = {row: i for i, row in enumerate(dict.fromkeys(rows))}
     col_index = {col: j for j, col in enumerate(dict.fromkeys(cols))}
@@ -152,15 +157,18 @@ def _solve_component(
     local_rows = [row_index[row] for row in rows]
     local_cols = [col_index[col] for col in cols]
     pair_at = {(r, c): k for k, (r, c) in enumerate(zip(local_rows, local_cols, strict=True))}
-    if max(weights) * (n_rows + n_cols + 2) < float_exact_limit:
-        dense = np.zeros((n_rows, n_cols))
-        dense[local_rows, local_cols] = weights
-        chosen = zip(*linear_sum_assignment(dense, maximize=True), strict=True)
-    else:
+    if n_rows * n_cols <= _SMALL_COMPONENT or max(weights) * (n_rows + n_cols + 2) >= float_exact_limit:
         dense_ints = [[0] * n_cols for _ in range(n_rows)]
         for r, c, w in zip(local_rows, local_cols, weights, strict=True):
             dense_ints[r][c] = w
         chosen = _hungarian_max(dense_ints)
+    else:
+        # lazy: scipy.optimize takes 0.3 s to import, and only large components need it
+        from scipy.optimize import linear_sum_assignment
+
+        dense = np.zeros((n_rows, n_cols))
+        dense[local_rows, local_cols] = weights
+        chosen = zip(*linear_sum_assignment(dense, maximize=True), strict=True)
     # Cells without a pair weigh 0: assigning them is the same as leaving both unmatched.
     return [pair_at[cell] for cell in map(tuple, chosen) if cell in pair_at]
 
