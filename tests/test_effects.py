@@ -13,7 +13,6 @@ import pytest
 from scipy import stats
 
 from cfosstats.stats import bootstrap as bootstrap_module
-from cfosstats.stats.counts import _pandas4_warning
 from cfosstats.stats.effects import (
     BOOTSTRAP_COLUMNS,
     EFFECT_COLUMNS,
@@ -36,9 +35,13 @@ from cfosstats.stats.effects import (
 ORDER3 = ["H", "C-", "C+"]
 
 
+# The warning pingouin 0.7 raises under pandas 3 (absent from older pandas).
+_PANDAS4_WARNING = getattr(pd.errors, "Pandas4Warning", FutureWarning)
+
+
 def _pingouin(function, *args, **kwargs):
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=_pandas4_warning())
+        warnings.filterwarnings("ignore", category=_PANDAS4_WARNING)
         return function(*args, **kwargs)
 
 
