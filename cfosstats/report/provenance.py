@@ -20,7 +20,7 @@ from cfosstats.report.render import tool_versions
 def package_versions() -> dict[str, str]:
     """Versions of Python and of the packages behind the numbers."""
     names = [
-        "numpy", "scipy", "pandas", "scikit-image", "SimpleITK", "statsmodels", "pingouin", "krippendorff",
+        "numpy", "scipy", "pandas", "scikit-image", "SimpleITK", "statsmodels", "krippendorff",
         "plotnine", "matplotlib", "jinja2", "pypandoc-binary", "typst", "torch",
     ]  # fmt: skip
     versions = software_versions(names)
