@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from cfosstats.core.imageio import read_mask
+from cfosstats.objects import assignment as assignment_module
 from cfosstats.objects import matching
 from cfosstats.objects.label import label_objects
 from cfosstats.objects.matching import (
@@ -203,34 +204,27 @@ def test_random_label_images_match_the_exact_brute_force(pair):
     check_against_brute_force(reference, rater)
 
 
+# Each forces every multi-pair component through one solver: the exact Python Hungarian (the path
+# for integer weights too large for float64), or scipy's float64 solver (by default components of
+# up to 36 cells go to the Hungarian, and these random pairs never have larger ones).
+FORCED_SOLVERS = {
+    "python_hungarian": (matching, "_FLOAT_EXACT_LIMIT"),
+    "scipy": (assignment_module, "_SMALL_COMPONENT"),
+}
+
+
+@pytest.mark.parametrize("solver", sorted(FORCED_SOLVERS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(label_image_pairs())
-def test_pure_python_solver_gives_the_same_results(pair):
-    # Force every multi-pair component through the exact Python Hungarian (the path used when
-    # integer weights are too large for float64).
+@given(pair=label_image_pairs())
+def test_each_solver_alone_gives_the_same_results(solver, pair):
+    module, name = FORCED_SOLVERS[solver]
     rater, reference = pair
-    original = matching._FLOAT_EXACT_LIMIT
-    matching._FLOAT_EXACT_LIMIT = 0
+    original = getattr(module, name)
+    setattr(module, name, 0)
     try:
         check_against_brute_force(rater, reference)
     finally:
-        matching._FLOAT_EXACT_LIMIT = original
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(label_image_pairs())
-def test_scipy_solver_gives_the_same_results(pair):
-    # Components of up to 36 cells go to the Python Hungarian by default (these random pairs
-    # never have larger ones): force every multi-pair component through scipy's float64 solver.
-    from cfosstats.objects import assignment
-
-    rater, reference = pair
-    original = assignment._SMALL_COMPONENT
-    assignment._SMALL_COMPONENT = 0
-    try:
-        check_against_brute_force(rater, reference)
-    finally:
-        assignment._SMALL_COMPONENT = original
+        setattr(module, name, original)
 
 
 @settings(max_examples=60, deadline=None)

@@ -24,7 +24,7 @@ def _read_array(path: str | Path, fast_png: bool = False) -> np.ndarray:
     if not path.is_file():
         raise InputError(path, "file not found")
     if fast_png and path.suffix.lower() == ".png":
-        # Masks: PIL's pixels exactly, about 3x faster; None (anything else) falls through to PIL.
+        # Masks: PIL's pixels exactly, faster (core.png); None (anything else) falls through to PIL.
         pixels = decode_png(path.read_bytes())
         if pixels is not None:
             return pixels
