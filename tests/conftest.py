@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.segment_data import one_torch_thread, tiny_lab_root  # noqa: F401  (fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_DATA = Path(os.environ.get("CFOSSTATS_TRAIN_DATA", REPO.parent / "shared" / "data" / "train_data"))
 

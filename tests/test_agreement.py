@@ -327,7 +327,7 @@ def test_run_agreement_on_a_stand_in_lab(tmp_path):
     assert written == sorted(
         [f"{n}.csv" for n in ("objects", "annotator_summary", "pairwise_f1", "pixel_dice",
                               "counts", "count_agreement", "bland_altman", "expert_range",
-                              "images", "warnings")] + ["run.json", ".cfosstats-output.json"]
+                              "fleiss_kappa", "images", "warnings")] + ["run.json", ".cfosstats-output.json"]
     )  # fmt: skip
     warnings_table = result.warnings
     assert warnings_table[["image_id", "source"]].values.tolist() == [["i2", "expert_3"]]
@@ -412,3 +412,14 @@ def test_run_agreement_wue1(train_data, tmp_path):
     icc = result.tables["count_agreement"].set_index("shrout_fleiss")
     assert 0 < icc.loc["ICC(2,1)", "value"] < 1
     assert set(result.tables["bland_altman"]["rater"]) == set(lab.annotators)
+    kappa = result.tables["fleiss_kappa"].set_index("strategy").loc["annotators"]
+    # Every annotator's objects are in some item (the five drew 1,559 to 3,900 objects).
+    assert kappa["n_images"] == 36 and kappa["n_raters"] == 5
+    assert kappa["n_object_items"] >= counts_max(result.tables["counts"], lab.annotators)
+    assert kappa["n_background_items"] == kappa["n_object_items"]
+    assert 0.2 < kappa["kappa"] < 0.9
+
+
+def counts_max(counts: pd.DataFrame, raters) -> int:
+    """The most objects any one rater drew over all images."""
+    return int(counts[counts["rater"].isin(raters)].groupby("rater")["count"].sum().max())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,6 @@ from PIL import Image
 
 from cfosstats.cli import segment as commands
 from cfosstats.core.errors import InputError
-from cfosstats.core.imageio import write_mask, write_png
 from cfosstats.datasets import load_lab
 from cfosstats.segment import library
 from cfosstats.segment.folds import split_images
@@ -25,32 +23,9 @@ from cfosstats.segment.predict import Settings, decompose_uncertainty, model_pro
 from cfosstats.segment.tiling import tile_starts
 from cfosstats.segment.train import TrainConfig, train_model
 from cfosstats.segment.unet import UNet
+from tests.segment_data import FP32, TINY, blob_image
 
-TINY = {"base": 4, "depth": 2}
-FP32 = Settings(precision="fp32", device="cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is several times faster than two fighting over shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def blob_image(rng: np.random.Generator, size: int = 64, n_blobs: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """A dim noisy image with bright round nuclei, and the nuclei's mask."""
-    rows, cols = np.mgrid[:size, :size]
-    image = rng.normal(30, 6, (size, size))
-    mask = np.zeros((size, size), bool)
-    for _ in range(n_blobs):
-        r, c = rng.integers(6, size - 6, 2)
-        radius = rng.uniform(3, 5)
-        disk = (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
-        mask |= disk
-        image[disk] += 120
-    return np.clip(image, 0, 255).astype(np.uint8), mask
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomise_batchnorm(model: UNet, seed: int = 0) -> UNet:
@@ -262,31 +237,16 @@ def test_folds_hold_out_one_test_image_per_stratum_and_stratify_the_rest():
 # -- the lab pipeline ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_lab_root(tmp_path_factory) -> tuple[Path, Path]:
-    """A 12-image lab (3 strata) with two annotators and an estimated ground truth."""
-    root = tmp_path_factory.mktemp("data")
-    lab_dir = root / "lab-tiny"
-    rng = np.random.default_rng(8)
-    rows = []
-    for index in range(12):
-        image_id = f"{index:04d}"
-        image, mask = blob_image(rng)
-        write_png(lab_dir / "images" / f"{image_id}.png", image)
-        write_mask(lab_dir / "labels" / "est_GT" / f"{image_id}_cFOS.png", mask)
-        write_mask(lab_dir / "labels" / "expert_1" / f"{image_id}_cFOS.png", mask)
-        write_mask(lab_dir / "labels" / "expert_2" / f"{image_id}_cFOS.png", np.roll(mask, 1, axis=1))
-        rows.append({"file_id": image_id, "group_id": index % 3})
-    pd.DataFrame(rows).to_csv(lab_dir / "groups_tiny.csv", index=False)
-    config = root / "tiny.toml"
-    config.write_text(
-        'name = "tiny"\nlabel = "cFOS"\nmin_object_size = 5\nconditions = ["H"]\n'
-        'annotators = ["expert_1", "expert_2"]\nstrata_file = "groups_tiny.csv"\ncv_folds = 2\n'
-    )
-    return root, config
+def _select_every_model(table):
+    """The selection verdict as if every validation image passed (6-step tiny models fail the rule;
+    the rule's effect on an ensemble is tested in test_transfer)."""
+    from cfosstats.stats.selection import selection_verdict
+
+    return {**selection_verdict(table), "verdict": "selected"}
 
 
-def test_train_then_predict_in_the_study_layout(tiny_lab_root, tmp_path):
+def test_train_then_predict_in_the_study_layout(tiny_lab_root, tmp_path, monkeypatch):
+    monkeypatch.setattr("cfosstats.segment.pipeline.selection_verdict", _select_every_model)
     root, config = tiny_lab_root
     lab = load_lab("tiny", data=root, config_path=config)
     models = tmp_path / "models"

@@ -52,6 +52,10 @@ the ignored region removed.
 ``expert_range.csv``
     :data:`~cfosstats.stats.agreement.EXPERT_RANGE_COLUMNS`: per image the worst and best
     annotator F1 against ``est_GT``.
+``fleiss_kappa.csv``
+    :data:`~cfosstats.stats.fleiss.KAPPA_COLUMNS`: Fleiss' kappa of the annotators over objects
+    matched across them plus as many random background proposals
+    (:mod:`cfosstats.objects.rating_items`), with its Landis & Koch band.
 ``images.csv``
     ``image_id, reference_source, annotators, missing_annotators, ignored_pixels``;
     ``reference_source`` is ``published`` or ``staple``.
@@ -71,6 +75,7 @@ Examples
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +92,9 @@ from cfosstats.core.version import __version__
 from cfosstats.datasets.layout import ESTIMATED_GT, mask_name
 from cfosstats.objects.groundtruth import METHODS, estimate_consensus, staple
 from cfosstats.objects.label import index_mask_objects
+from cfosstats.objects.rating_items import ITEM_COLUMNS, rating_items
 from cfosstats.stats import agreement
+from cfosstats.stats.fleiss import kappa_by_strategy
 
 WARNING_COLUMNS = ("image_id", "source", "message")
 ANNOTATOR_COLUMNS = (
@@ -99,6 +106,8 @@ ANNOTATOR_COLUMNS = (
     "specificity",
     "n_annotators",
 )
+ANNOTATORS = "annotators"
+RATED_ITEM_COLUMNS = ("image_id", "strategy", *ITEM_COLUMNS)
 IMAGE_COLUMNS = ("image_id", "reference_source", "annotators", "missing_annotators", "ignored_pixels")
 COUNT_COLUMNS = ("image_id", "rater", "count")
 
@@ -163,6 +172,7 @@ class ImageAgreement:
     counts: pd.DataFrame
     reference_source: str
     ignored_pixels: int
+    rated_items: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def agreement_of_image(
@@ -219,13 +229,30 @@ def agreement_of_image(
         },
         columns=list(COUNT_COLUMNS),
     )
+    annotators = {name: labels[name] for name in annotator_paths}
     return ImageAgreement(
         objects=agreement.pairwise_object_agreement(labels, image_id, threshold, criterion),
         pixel_dice=agreement.pixel_dice(masks, image_id),
         counts=counts,
         reference_source="published" if reference_path is not None else "staple",
         ignored_pixels=0 if ignore is None else int(ignore.sum()),
+        rated_items=strategy_items(annotators, image_id, ANNOTATORS, threshold, criterion, ignore),
     )
+
+
+def strategy_items(
+    labels: dict, image_id: str, strategy: str, threshold: float, criterion: str, ignore=None
+) -> pd.DataFrame:
+    """One image's rated items (:func:`~cfosstats.objects.rating_items.rating_items`) of one
+    strategy's label sets, with ``image_id`` and ``strategy``; empty for fewer than 2 sets.
+    The background proposals' seed is fixed by the image id and the strategy."""
+    if len(labels) < 2:
+        return pd.DataFrame(columns=list(RATED_ITEM_COLUMNS))
+    seed = zlib.crc32(f"{image_id}/{strategy}".encode())
+    items = rating_items(labels, threshold, criterion, seed=seed, ignore=ignore)
+    items.insert(0, "strategy", strategy)
+    items.insert(0, "image_id", image_id)
+    return items
 
 
 def _image_shape(lab, image_id: str) -> tuple[int, int] | None:
@@ -507,4 +534,6 @@ def _agreement_tables(per_image: Sequence[ImageAgreement]) -> dict[str, pd.DataF
         else pd.DataFrame(columns=list(agreement.COUNT_AGREEMENT_COLUMNS))
     )
     tables["bland_altman"] = agreement.bland_altman(counts, reference=ESTIMATED_GT)
+    rated = concat([r.rated_items for r in per_image], RATED_ITEM_COLUMNS)
+    tables["fleiss_kappa"] = kappa_by_strategy(rated)
     return tables

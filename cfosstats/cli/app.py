@@ -3,7 +3,7 @@
 Every command is a thin call into the library: :mod:`~cfosstats.cli.data` (labs, inspect, fetch,
 simulate), :mod:`~cfosstats.cli.objectivity` (groundtruth, agreement),
 :mod:`~cfosstats.cli.effects`, :mod:`~cfosstats.cli.report` and :mod:`~cfosstats.cli.segment`
-(train, predict, models). Bad input ends a command with one line on stderr naming the file and
+(train, predict, validate, models). Bad input ends a command with one line on stderr naming the file and
 what is wrong, exit code 2, and no traceback (:func:`~cfosstats.cli.common.reports_input_errors`).
 The console script is :func:`cfosstats.cli.entry.main`, which also handles Ctrl-C.
 """
@@ -34,6 +34,7 @@ COMMANDS = {  # in the order `cfosstats --help` lists them
     "report": report.report,
     "train": segment.train,
     "predict": segment.predict,
+    "validate": segment.validate,
     "models": segment.models,
 }
 for _name, _command in COMMANDS.items():

@@ -54,7 +54,25 @@ def train(
     folds: Annotated[
         int | None, typer.Option("--folds", help="Number of cross-validation folds k (default: the lab's).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Fixes the split, the weights and all sampling.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Fixes the weights and all sampling.")] = 0,
+    split_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--split-seed", help="Fixes the test set and the folds (default: --seed).", show_default=False
+        ),
+    ] = None,
+    replicate: Annotated[
+        int,
+        typer.Option("--replicate", help="Replicate number: n > 1 adds _r<n> to the models' names."),
+    ] = 1,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="Fine-tune from a library model (wue1/consensus_ensemble: fold k from member k, "
+            "cycling; one model: every fold from it) instead of random weights.",
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps per model.")] = 2000,
     fold: Annotated[
         list[int] | None,
@@ -64,6 +82,7 @@ def train(
     tile: Annotated[int, typer.Option("--tile", help="Training tile side in pixels.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per step.")] = 4,
     threads: ThreadsOption = None,
+    library: LibraryOption = None,
     data: DataOption = None,
     lab_config: ConfigOption = None,
 ) -> None:
@@ -82,17 +101,29 @@ def train(
         raise InputError(None, f"--folds must be at least 2, got {folds}")
     if base < 1 or batch_size < 1 or tile < 16 or tile % 16:
         raise InputError(None, "--base and --batch-size must be positive, --tile a multiple of 16")
+    if replicate < 1:
+        raise InputError(None, f"--replicate must be at least 1, got {replicate}")
     found = read_lab(lab, data, lab_config)
+    start = None
+    if init is not None:
+        from cfosstats.segment.library import load_model  # lazy
+
+        start = load_model(init, library)  # verifies every checksum before hours of training
     # A library root receives <lab>/<model> files (e.g. data/models): foreign files are kept.
     check_output(out, lab_inputs(found), foreign_ok=True)
     config = TrainConfig(base=base, tile=tile, batch_size=batch_size, threads=_threads(threads))
     cards = train_lab(
-        found, strategy, out, k=folds, seed=seed, steps=steps, folds=fold or None, config=config
-    )
+        found, strategy, out, k=folds, seed=seed, split_seed=split_seed, replicate=replicate, init=start,
+        steps=steps, folds=fold or None, config=config,
+    )  # fmt: skip
     console = Console()
     for card in cards:
         verdict = card.get("selection", {}).get("verdict", "")
         console.print(f"{card['name']}: {verdict} -> {Path(out) / card['name']}.json", markup=False)
+        if card.get("kind") == "ensemble" and card["selection"].get("rejected"):
+            console.print(f"  left out (rejected): {', '.join(card['selection']['rejected'])}", markup=False)
+    if strategy == "consensus" and not any(c.get("kind") == "ensemble" for c in cards):
+        console.print("no ensemble written yet: a fold is missing, or no member passed", markup=False)
 
 
 def predict(
@@ -140,6 +171,87 @@ def predict(
         console.print(
             "review first: " + ", ".join(f"{r.image_id} ({r.review_score:.3f})" for r in top.itertuples())
         )
+
+
+def validate(
+    lab: LabOption,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Library model applied unchanged (frozen), e.g. wue1/consensus_ensemble."
+        ),
+    ],
+    normalisation: Annotated[
+        str,
+        typer.Option(
+            "--normalisation",
+            help="'lab': input statistics of each fold's training images of this lab (what fine-tuning "
+            "starts from); 'model': the model's own.",
+        ),
+    ] = "lab",
+    folds: Annotated[
+        int | None, typer.Option("--folds", help="Number of cross-validation folds k (default: the lab's).")
+    ] = None,
+    split_seed: Annotated[int, typer.Option("--split-seed", help="The split's seed (as in train).")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for folds.csv, summary.csv and run.json.")
+    ] = None,
+    library: LibraryOption = None,
+    data: DataOption = None,
+    lab_config: ConfigOption = None,
+) -> None:
+    """Frozen transfer: apply a library model unchanged to a lab, fold by fold, and judge each
+    fold's validation images by the study's selection rule. Nothing is trained."""
+    import json
+
+    from cfosstats.core.atomic import atomic_dir, write_csv, write_text  # lazy
+    from cfosstats.core.hashing import sha256_file  # lazy
+    from cfosstats.segment.library import load_model  # lazy
+    from cfosstats.segment.transfer import NORMALISATIONS, frozen_validation, variant_summary  # lazy
+
+    if normalisation not in NORMALISATIONS:
+        raise InputError(
+            None, f"--normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation}"
+        )
+    if folds is not None and folds < 2:
+        raise InputError(None, f"--folds must be at least 2, got {folds}")
+    found = read_lab(lab, data, lab_config)
+    stored = load_model(model, library)
+    if out is not None:
+        check_output(out, lab_inputs(found))
+    table = frozen_validation(found, stored, k=folds, split_seed=split_seed, normalisation=normalisation)
+    summary = variant_summary(table)
+    console = Console()
+    shown = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
+    for column in ("fold", "model", "image", "F1", "worst annotator", "best annotator", "passed"):
+        shown.add_column(column, no_wrap=True)
+    for r in table.itertuples():
+        worst = f"{r.worst_annotator_f1:.3f} ({r.worst_annotator})"
+        best = f"{r.best_annotator_f1:.3f} ({r.best_annotator})"
+        shown.add_row(
+            str(r.fold), r.model, r.image_id, f"{r.model_f1:.3f}", worst, best, "yes" if r.passed else "no"
+        )
+    console.print(shown)
+    for r in summary.itertuples():
+        console.print(
+            f"frozen {stored.name} on {found.name}: {r.n_folds_passed}/{r.n_folds} folds pass; median "
+            f"out-of-fold F1 {r.model_f1_median:.3f} (annotators {r.annotator_f1_median:.3f})",
+            markup=False,
+        )
+    if out is not None:
+        record = {
+            "lab": found.name,
+            "model": stored.name,
+            "model_card_sha256": sha256_file(stored.path),
+            "variant": "frozen",
+            "normalisation": normalisation,
+            "folds": int(table["fold"].max()) if not table.empty else 0,
+            "split_seed": split_seed,
+        }
+        with atomic_dir(out, "validate") as tmp:
+            write_csv(tmp / "folds.csv", table)
+            write_csv(tmp / "summary.csv", summary)
+            write_text(tmp / "run.json", json.dumps(record, indent=2) + "\n")
 
 
 def models(library: LibraryOption = None) -> None:

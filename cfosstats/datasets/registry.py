@@ -3,7 +3,8 @@
 A user adds a lab by dropping `<name>.toml` into `data/labs/` (or anywhere, passed with
 `--lab-config PATH`). Required keys: `name`, `label`, `min_object_size`, `conditions` (control
 first). Optional: `folder` (default `lab-<name>`), `pixel_size_px_per_um`, `areas`, `regions`
-(area -> list of analysed regions), `annotators`, `strata_file`, `cv_folds`, `exclude`,
+(area -> list of analysed regions), `annotators`, `strata_file`, `cv_folds`,
+`test_images_per_stratum`, `exclude`,
 `description`, `species`, `condition_names`, `simulated`.
 """
 
@@ -45,6 +46,12 @@ class LabConfig:
         Annotator folder names.
     strata_file : str or None
         CSV naming the sampling strata of the training images (``file_id,group_id``).
+    cv_folds : int
+        Cross-validation folds of the model library (the study: 4 for wue1, 5 elsewhere).
+    test_images_per_stratum : int
+        Images per stratum held out as a test set that no model trains on (the study: one per
+        stratum for wue1; 0 for the other labs, whose 5 images were cross-validated, one per fold).
+        A lab without strata holds out a fifth of its images unless this is 0.
     """
 
     name: str
@@ -61,6 +68,7 @@ class LabConfig:
     annotators: tuple[str, ...] = ()
     strata_file: str | None = None
     cv_folds: int = 5
+    test_images_per_stratum: int = 1
     exclude: tuple[str, ...] = ()
     simulated: bool = False
     source: Path | None = None
@@ -143,6 +151,9 @@ def read_lab_config(path: str | Path) -> LabConfig:
     regions = raw.get("regions", {})
     if not isinstance(regions, dict):
         raise InputError(path, "'regions' must map each area to a list of regions")
+    held_out = raw.get("test_images_per_stratum", 1)
+    if not isinstance(held_out, int) or held_out < 0:
+        raise InputError(path, f"'test_images_per_stratum' must be a non-negative integer, got {held_out!r}")
     name = str(raw["name"])
     return LabConfig(
         name=name,
@@ -159,6 +170,7 @@ def read_lab_config(path: str | Path) -> LabConfig:
         annotators=tuple(raw.get("annotators", ())),
         strata_file=raw.get("strata_file"),
         cv_folds=int(raw.get("cv_folds", 5)),
+        test_images_per_stratum=held_out,
         exclude=tuple(str(x) for x in raw.get("exclude", ())),
         simulated=bool(raw.get("simulated", False)),
         source=path,

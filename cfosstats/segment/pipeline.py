@@ -52,6 +52,7 @@ from cfosstats.stats.selection import selection_verdict
 
 CONSENSUS = "consensus"
 INITIALIZATION = "scratch"
+FINE_TUNED = "fine-tuned"
 
 
 SOFTWARE = ("torch", "numpy")  # recorded in every card and prediction.json, with Python and cfosstats
@@ -81,7 +82,8 @@ def splittable_images(lab: Lab) -> list[str]:
 
 
 def lab_split(lab: Lab, k: int | None = None, seed: int = 0) -> Split:
-    """The test hold-out and k folds of a lab (k: the lab's ``cv_folds`` by default).
+    """The test hold-out and k folds of a lab (k: the lab's ``cv_folds`` by default; the test set
+    holds the lab's ``test_images_per_stratum``).
 
     Raises
     ------
@@ -93,7 +95,10 @@ def lab_split(lab: Lab, k: int | None = None, seed: int = 0) -> Split:
     strata = dict(zip(lab.metadata["image_id"], lab.metadata["stratum"]))
     has_strata = any(strata.get(i) is not None and not pd.isna(strata.get(i)) for i in ids)
     try:
-        return split_images(ids, strata if has_strata else None, k=k, seed=seed)
+        return split_images(
+            ids, strata if has_strata else None, k=k, seed=seed,
+            test_per_stratum=lab.config.test_images_per_stratum,
+        )  # fmt: skip
     except ValueError as exc:
         raise InputError(lab.root, f"cannot split lab {lab.name}: {exc}") from None
 
@@ -101,8 +106,16 @@ def lab_split(lab: Lab, k: int | None = None, seed: int = 0) -> Split:
 # -- training ----------------------------------------------------------------------------------
 
 
-def model_names(strategy: str, folds: Sequence[int]) -> dict[int, str]:
+def replicate_suffix(replicate: int) -> str:
+    """What a replicate adds to a model's name: nothing for the first, ``_r<n>`` after it."""
+    return "" if replicate == 1 else f"_r{replicate}"
+
+
+def model_names(strategy: str, folds: Sequence[int], replicate: int = 1) -> dict[int, str]:
     """Library name (without the lab) of each fold's model.
+
+    Replicates (the same split trained again with other seeds, for the study's within-strategy
+    reliability) are told apart by a suffix.
 
     Examples
     --------
@@ -110,10 +123,41 @@ def model_names(strategy: str, folds: Sequence[int]) -> dict[int, str]:
     {1: 'consensus_model_1', 2: 'consensus_model_2'}
     >>> model_names("expert_3", [1]), model_names("expert_3", [1, 2])[2]
     ({1: 'expert_3'}, 'expert_3_model_2')
+    >>> model_names("consensus", [1], replicate=2), model_names("expert_3", [1], replicate=2)
+    ({1: 'consensus_model_1_r2'}, {1: 'expert_3_r2'})
     """
+    suffix = replicate_suffix(replicate)
     if strategy != CONSENSUS and len(folds) == 1:
-        return {folds[0]: strategy}
-    return {fold: f"{strategy}_model_{fold}" for fold in folds}
+        return {folds[0]: f"{strategy}{suffix}"}
+    return {fold: f"{strategy}_model_{fold}{suffix}" for fold in folds}
+
+
+def ensemble_name(replicate: int = 1) -> str:
+    """Library name (without the lab) of a consensus ensemble replicate.
+
+    Examples
+    --------
+    >>> ensemble_name(), ensemble_name(3)
+    ('consensus_ensemble', 'consensus_ensemble_r3')
+    """
+    return f"{CONSENSUS}_ensemble{replicate_suffix(replicate)}"
+
+
+def init_member(init, fold: int):
+    """The library model fold `fold` starts from: `init` itself when it is one model; for an
+    ensemble, member ``(fold - 1) mod n + 1``, so the folds start from different, independently
+    trained weights (as the folds of a scratch run start from different random ones).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> ensemble = NS(is_ensemble=True, members=["m1", "m2", "m3", "m4"])
+    >>> [init_member(ensemble, fold) for fold in range(1, 6)]
+    ['m1', 'm2', 'm3', 'm4', 'm1']
+    """
+    if init is None or not init.is_ensemble:
+        return init
+    return init.members[(fold - 1) % len(init.members)]
 
 
 def _targets(lab: Lab, strategy: str, image_ids: Sequence[str]):
@@ -162,6 +206,9 @@ def train_lab(
     *,
     k: int | None = None,
     seed: int = 0,
+    split_seed: int | None = None,
+    replicate: int = 1,
+    init=None,
     steps: int = 2000,
     folds: Sequence[int] | None = None,
     config: TrainConfig | None = None,
@@ -180,7 +227,16 @@ def train_lab(
     k : int, optional
         Number of folds (default: the lab's ``cv_folds``).
     seed : int
-        Fixes the split, the initial weights and all sampling.
+        Fixes the initial weights and all sampling (fold f trains with seed ``1000 * seed + f``).
+    split_seed : int, optional
+        Fixes the test hold-out and the folds (default: `seed`). Replicates keep one split and
+        vary `seed`.
+    replicate : int
+        Replicate number: 1 names models as always, n > 1 adds ``_r<n>`` to every name.
+    init : StoredModel or StoredEnsemble, optional
+        Fine-tune from a library model instead of random weights (fold f from
+        :func:`init_member`); the cards record ``initialization: fine-tuned`` and the weights'
+        checksum.
     steps : int
         Optimiser steps per model.
     folds : sequence of int, optional
@@ -193,11 +249,13 @@ def train_lab(
     Returns
     -------
     list of dict
-        The cards written (the fold models, then the ensemble card when all folds exist).
+        The cards written: the fold models, then, for ``consensus`` once all folds exist, the
+        ensemble of the members that passed the selection rule (none when every member failed).
 
     Examples
     --------
-    A tiny U-Net, two optimiser steps, fold 1 of 2 on the real lab-mue (one test image held out):
+    A tiny U-Net, two optimiser steps, fold 1 of 2 on the real lab-mue (no test set: the study
+    cross-validated all of its 5 images):
 
     >>> import tempfile
     >>> from cfosstats.datasets.discover import load_lab
@@ -206,34 +264,57 @@ def train_lab(
     >>> tiny = TrainConfig(base=4, depth=2, tile=64, batch_size=2, precision="fp32")
     >>> cards = train_lab(lab, "consensus", tempfile.mkdtemp(), k=2, folds=[1], steps=2, config=tiny,
     ...                   progress=False)
-    >>> cards[0]["name"], len(cards[0]["test_images"]), cards[0]["selection"]["verdict"]
-    ('mue/consensus_model_1', 1, 'rejected')
+    >>> card = cards[0]
+    >>> card["name"], card["test_images"], len(card["validation_images"]), card["selection"]["verdict"]
+    ('mue/consensus_model_1', [], 3, 'rejected')
     """
     if strategy != CONSENSUS and strategy not in lab.annotators:
         known = ", ".join([CONSENSUS, *lab.annotators])
         raise InputError(lab.root / "labels", f"unknown strategy '{strategy}' (known: {known})")
-    split = lab_split(lab, k, seed)
+    if replicate < 1:
+        raise InputError(None, f"replicate must be at least 1, got {replicate}")
+    split = lab_split(lab, k, seed if split_seed is None else split_seed)
     folds = sorted(set(folds)) if folds else list(range(1, split.k + 1))
     bad = [f for f in folds if not 1 <= f <= split.k]
     if bad:
         raise InputError(None, f"fold(s) {bad} outside 1..{split.k}")
     base_config = config or TrainConfig()
     config = TrainConfig(**{**base_config.__dict__, "steps": steps, "seed": seed})
-    names = model_names(strategy, folds)
+    names = model_names(strategy, folds, replicate)
     folder = Path(out) / lab.name
+    run = {"split": split, "replicate": replicate, "init": init}
     cards = []
     with _progress(progress) as bars:
         for fold in folds:
-            card = _train_fold(lab, strategy, split, fold, names[fold], config, folder, bars)
+            card = _train_fold(lab, strategy, run, fold, names[fold], config, folder, bars)
             cards.append(card)
     if strategy == CONSENSUS:
-        ensemble = _write_ensemble_if_complete(lab, split, folder, config)
+        ensemble = _write_ensemble_if_complete(lab, split, folder, replicate, _initialization(init))
         if ensemble is not None:
             cards.append(ensemble)
     return cards
 
 
-def _train_fold(lab, strategy, split, fold, name, config, folder, progress) -> dict:
+def _initialization(init) -> str:
+    return INITIALIZATION if init is None else FINE_TUNED
+
+
+def _init_record(init) -> dict | None:
+    """What a fine-tuned card says about its init model: name, card and weights checksums."""
+    if init is None:
+        return None
+    return {
+        "name": init.name,
+        "sha256": init.card["sha256"],
+        "card_sha256": sha256_file(init.path),
+        "lab": init.card.get("lab"),
+        "normalisation": init.card.get("normalisation"),
+    }
+
+
+def _train_fold(lab, strategy, run, fold, name, config, folder, progress) -> dict:
+    split = run["split"]
+    init = init_member(run["init"], fold)
     train_ids = split.training(fold)
     images, masks, valid, checksums, skipped = _targets(lab, strategy, train_ids)
     if not images:
@@ -249,27 +330,25 @@ def _train_fold(lab, strategy, split, fold, name, config, folder, progress) -> d
 
     # Fold-specific seed: folds differ in initialisation as well as data, like independent runs.
     fold_config = TrainConfig(**{**config.__dict__, "seed": config.seed * 1000 + fold})
-    result = train_model(images, masks, fold_config, valid, advance)
+    if init is not None:  # the init model's shape, whatever the defaults
+        shape = init.module.architecture
+        fold_config = TrainConfig(**{**fold_config.__dict__, "base": shape.base, "depth": shape.depth})
+    start = None if init is None else init.module
+    result = train_model(images, masks, fold_config, valid, advance, init=start)
     model = library.round_to_storage(result.model)  # validate exactly what is stored
-    settings = Settings()
-    prepared = [prepare_model(model, settings)]
     validation_ids = split.validation(fold)
-    check = progress.add_task(f"{lab.name} {name}: validating", total=len(validation_ids), info="")
-    predicted = {}
-    for image_id in validation_ids:
-        predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
-        progress.advance(check)
-    table = validation_table(lab, predicted)
-    verdict = selection_verdict(table)
-    progress.update(check, info=f"{verdict['verdict']} ({verdict['n_passed']}/{verdict['n_images']})")
+    table, verdict = _validate(lab, model, validation_ids, f"{lab.name} {name}", progress)
     card = {
         "name": f"{lab.name}/{name}",
         "lab": lab.name,
         "strategy": strategy,
-        "initialization": INITIALIZATION,
+        "initialization": _initialization(init),
+        "initialized_from": _init_record(init),
+        "replicate": run["replicate"],
         "fold": fold,
         "folds": split.k,
         "seed": config.seed,
+        "split_seed": split.seed,
         "steps": config.steps,
         "test_images": list(split.test),
         "validation_images": list(validation_ids),
@@ -286,50 +365,80 @@ def _train_fold(lab, strategy, split, fold, name, config, folder, progress) -> d
         "training": {**fold_config.as_dict(), **result.summary()},
         "validation": table.to_dict(orient="records"),
         "selection": verdict,
-        "validation_prediction": settings.resolved().as_dict(),
+        "validation_prediction": Settings().resolved().as_dict(),
         "versions": software_versions(SOFTWARE),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return library.save_model(folder / f"{name}.json", model, card)
 
 
-def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: TrainConfig) -> dict | None:
-    """The ensemble card, once every fold's consensus model of this split is in `folder`."""
+def _validate(lab: Lab, model, image_ids, description: str, progress) -> tuple[pd.DataFrame, dict]:
+    """Predict `image_ids` with one model and judge them by the selection rule."""
+    settings = Settings()
+    prepared = [prepare_model(model, settings)]
+    check = progress.add_task(f"{description}: validating", total=len(image_ids), info="")
+    predicted = {}
+    for image_id in image_ids:
+        predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
+        progress.advance(check)
+    table = validation_table(lab, predicted)
+    verdict = selection_verdict(table)
+    progress.update(check, info=f"{verdict['verdict']} ({verdict['n_passed']}/{verdict['n_images']})")
+    return table, verdict
+
+
+def _init_names(cards: list[dict]) -> list[str] | None:
+    names = sorted({c["initialized_from"]["name"] for c in cards if c.get("initialized_from")})
+    return names or None
+
+
+def _write_ensemble_if_complete(
+    lab: Lab, split: Split, folder: Path, replicate: int = 1, initialization: str = INITIALIZATION
+) -> dict | None:
+    """The ensemble card of the selected members, once every fold's consensus model of this split,
+    replicate and initialization is in `folder`; None while one is missing or when none passed."""
     members = []
-    for fold, name in model_names(CONSENSUS, range(1, split.k + 1)).items():
+    for fold, name in model_names(CONSENSUS, range(1, split.k + 1), replicate).items():
         path = folder / f"{name}.json"
         if not path.is_file():
             return None
         card = library.read_card(path)
-        same_split = (card.get("seed"), card.get("folds"), card.get("test_images")) == (
-            split.seed,
-            split.k,
-            list(split.test),
-        )
-        if not same_split or card.get("fold") != fold:
+        card_split = (card.get("split_seed", card.get("seed")), card.get("folds"), card.get("test_images"))
+        same_split = card_split == (split.seed, split.k, list(split.test))
+        same_run = card.get("initialization", INITIALIZATION) == initialization
+        if not same_split or not same_run or card.get("fold") != fold:
             return None
         members.append(card)
-    steps = sorted({m.get("steps") for m in members})
     verdicts = {m["name"]: m["selection"]["verdict"] for m in members}
+    # The study's rule decides the ensemble: a member that failed it is left out (and listed).
+    selected = [m for m in members if verdicts[m["name"]] == "selected"]
+    if not selected:
+        return None
+    steps = sorted({m.get("steps") for m in selected})
     card = {
-        "name": f"{lab.name}/{CONSENSUS}_ensemble",
+        "name": f"{lab.name}/{ensemble_name(replicate)}",
         "lab": lab.name,
         "strategy": CONSENSUS,
-        "initialization": INITIALIZATION,
+        "initialization": initialization,
+        "initialized_from": _init_names(selected),
+        "replicate": replicate,
         "folds": split.k,
         "seed": split.seed,
+        "split_seed": split.seed,
+        "member_seeds": {m["name"]: m.get("seed") for m in selected},
         "steps": steps[0] if len(steps) == 1 else steps,
         "test_images": list(split.test),
-        "validation_images": {m["name"]: m["validation_images"] for m in members},
+        "validation_images": {m["name"]: m["validation_images"] for m in selected},
         "combination": "mean of the members' softmax probabilities",
-        # The ensemble has no out-of-fold images of its own (each validation image trained 3 of
-        # 4 members), so its verdict is its members'; the counts pool their out-of-fold checks.
+        # The ensemble has no out-of-fold images of its own (each validation image trained the
+        # other members), so the counts pool its members' out-of-fold checks.
         "selection": {
-            "verdict": "selected" if all(v == "selected" for v in verdicts.values()) else "rejected",
-            "rule": "every member selected on its own fold's validation images",
+            "verdict": "selected",
+            "rule": "members: the fold models that passed the rule on their own validation images",
             "members": verdicts,
-            "n_images": sum(m["selection"]["n_images"] for m in members),
-            "n_passed": sum(m["selection"]["n_passed"] for m in members),
+            "rejected": [m["name"] for m in members if verdicts[m["name"]] != "selected"],
+            "n_images": sum(m["selection"]["n_images"] for m in selected),
+            "n_passed": sum(m["selection"]["n_passed"] for m in selected),
             "failed_images": {
                 m["name"]: m["selection"]["failed_images"] for m in members if m["selection"]["failed_images"]
             },
@@ -337,7 +446,7 @@ def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: Tr
         "versions": software_versions(SOFTWARE),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return library.save_ensemble(folder / f"{CONSENSUS}_ensemble.json", members, card)
+    return library.save_ensemble(folder / f"{ensemble_name(replicate)}.json", selected, card)
 
 
 # -- prediction --------------------------------------------------------------------------------
@@ -345,13 +454,21 @@ def _write_ensemble_if_complete(lab: Lab, split: Split, folder: Path, config: Tr
 
 def _single_folder(card: dict) -> tuple[str, str, str]:
     strategy, fold = card.get("strategy", "model"), card.get("fold") or 1
+    model = f"{strategy}{replicate_suffix(card.get('replicate') or 1)}"
     if strategy == CONSENSUS:
-        return "consensus_models", CONSENSUS, f"unet_{fold}"
-    return "expert_models", strategy, f"unet_{fold}"
+        return "consensus_models", model, f"unet_{fold}"
+    return "expert_models", model, f"unet_{fold}"
 
 
-def prediction_folders(stored, replicate: int = 1) -> dict[str, tuple[str, ...]]:
+def prediction_folders(stored, replicate: int | None = None) -> dict[str, tuple[str, ...]]:
     """Study-layout folders (initialization, model_type, model, unet) of a model's masks.
+
+    Parameters
+    ----------
+    stored : StoredModel or StoredEnsemble
+        The model.
+    replicate : int, optional
+        Number in an ensemble's folder name (``ensemble_<replicate>``); default the card's.
 
     Returns
     -------
@@ -364,13 +481,16 @@ def prediction_folders(stored, replicate: int = 1) -> dict[str, tuple[str, ...]]
     >>> from types import SimpleNamespace as NS
     >>> prediction_folders(NS(is_ensemble=False, card={"strategy": "expert_3", "fold": 2}))
     {'self': ('scratch', 'expert_models', 'expert_3', 'unet_2')}
+    >>> card = {"strategy": "consensus", "fold": 1, "replicate": 2, "initialization": "fine-tuned"}
+    >>> prediction_folders(NS(is_ensemble=False, card=card))
+    {'self': ('fine-tuned', 'consensus_models', 'consensus_r2', 'unet_1')}
     """
     initialization = stored.card.get("initialization", INITIALIZATION)
     if not stored.is_ensemble:
         return {"self": (initialization, *_single_folder(stored.card))}
     strategy = stored.card.get("strategy", CONSENSUS)
     model_type = "consensus_ensembles" if strategy == CONSENSUS else "expert_ensembles"
-    model = f"ensemble_{replicate}"
+    model = f"ensemble_{replicate or stored.card.get('replicate') or 1}"
     folders = {"self": (initialization, model_type, model, "ensemble")}
     for index, member in enumerate(stored.members, 1):
         folders[member.name] = (initialization, model_type, model, f"unet_{member.card.get('fold') or index}")
@@ -400,7 +520,7 @@ def predict_lab(
     *,
     image_ids: Sequence[str] | None = None,
     model_library=None,
-    replicate: int = 1,
+    replicate: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Predict a lab's images with a model or an ensemble; write masks and uncertainty maps.
@@ -419,8 +539,8 @@ def predict_lab(
         Which images (default: all).
     model_library : str or Path, optional
         Library folder for names (default: the shipped library).
-    replicate : int
-        Number in an ensemble's folder name (``ensemble_<replicate>``).
+    replicate : int, optional
+        Number in an ensemble's folder name (``ensemble_<replicate>``); default the card's.
     progress : bool
         Show a progress bar.
 

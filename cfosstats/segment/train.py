@@ -1,6 +1,12 @@
 """Training one U-Net: random augmented tiles, cross-entropy + Dice, AdamW with a one-cycle
 learning rate, bf16 autocast and channels-last where the CPU supports bf16, the GPU when present.
 
+Training starts from random weights (``scratch``) or from a trained model's (``init``: transfer
+learning, as the study fine-tuned lab-wue1's models on the other labs). A fine-tuned model's
+input normalisation is the new training set's mean and standard deviation, not the init model's:
+its first layer then sees standardised intensities with the same distribution it was trained on,
+whatever the brightness of the new lab's images (lab-inns2's are ~3x brighter than lab-wue1's).
+
 Everything random is drawn from the seed: the initial weights (``torch.manual_seed``) and every
 tile, transform and intensity change (one `numpy.random.Generator`). On the same machine and
 thread count, the same seed gives the same model.
@@ -18,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -119,12 +126,34 @@ def intensity_statistics(images: list[np.ndarray]) -> tuple[float, float]:
     return mean, (squares / count) ** 0.5
 
 
+def start_model(config: TrainConfig, init: UNet | None, mean: float, std: float) -> UNet:
+    """The model training starts from: fresh weights (seeded by the caller), or a copy of
+    `init`'s; either way normalised with the training images' `mean` and `std`.
+
+    Examples
+    --------
+    >>> init = UNet(base=4, depth=2)
+    >>> start = start_model(TrainConfig(), init, 20.0, 5.0)
+    >>> start is init, float(start.input_mean[0]), float(init.input_mean[0])
+    (False, 20.0, 0.0)
+    >>> bool(torch.equal(start.head.weight, init.head.weight))
+    True
+    """
+    if init is None:
+        model = UNet(base=config.base, depth=config.depth)
+    else:
+        model = copy.deepcopy(init).to("cpu", memory_format=torch.contiguous_format).float()
+    model.set_normalisation(mean, std if std > 0 else 1.0)
+    return model
+
+
 def train_model(
     images: list[np.ndarray],
     masks: list[np.ndarray],
     config: TrainConfig = TrainConfig(),
     valid: list[np.ndarray | None] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    init: UNet | None = None,
 ) -> TrainResult:
     """Train a U-Net on images and binary target masks.
 
@@ -140,6 +169,10 @@ def train_model(
         Pixels that count in the loss (False in ignored regions).
     progress : callable, optional
         Called as ``progress(step, loss)`` after every step (1-based).
+    init : UNet, optional
+        Start from a copy of this model's weights (fine-tuning; `init` itself is not changed);
+        its architecture replaces `config.base` and `config.depth`, and its normalisation is
+        replaced by the training images' statistics. Default: random weights from `config.seed`.
 
     Returns
     -------
@@ -150,16 +183,16 @@ def train_model(
         raise ValueError("need at least one image and exactly one mask per image")
     if config.steps < 2:
         raise ValueError(f"steps must be at least 2, got {config.steps}")
-    if config.tile % 2**config.depth:
-        raise ValueError(f"tile {config.tile} is not a multiple of {2**config.depth}")
+    depth = config.depth if init is None else init.architecture.depth
+    if config.tile % 2**depth:
+        raise ValueError(f"tile {config.tile} is not a multiple of {2**depth}")
     device = default_device() if config.device == "auto" else config.device
     precision = fast_precision(device) if config.precision == "auto" else config.precision
     use_bf16 = precision == "bf16"
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     mean, std = intensity_statistics(images)
-    model = UNet(base=config.base, depth=config.depth)
-    model.set_normalisation(mean, std if std > 0 else 1.0)
+    model = start_model(config, init, mean, std)
     model = model.to(device)
     if use_bf16:
         model = model.to(memory_format=torch.channels_last)
