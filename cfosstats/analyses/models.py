@@ -141,3 +141,86 @@ def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# -- within a strategy: the analyses of one strategy against each other --------------------------
+
+PAIR_COLUMNS = ("image_id", "strategy", "rater", "reference", "f1", "mean_iou")
+#: Columns of :func:`within_strategy_summary`.
+WITHIN_COLUMNS = ("strategy", "n_sets", "n_images", "images", "f1_mean", "f1_sd", "mean_iou_mean")
+
+
+def strategy_agreement_of_image(
+    image_id: str,
+    groups: Mapping[str, Mapping[str, Path]],
+    ignore_path: Path | None,
+    min_size: int,
+    threshold: float = 0.5,
+    criterion: str = "gt",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rated items (for Fleiss' kappa) and pairwise object agreement of the label sets of each
+    strategy on one image.
+
+    Parameters
+    ----------
+    groups : mapping
+        Strategy -> (label set name -> mask file), two or more sets each.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        Rated items (:data:`cfosstats.analyses.objectivity.RATED_ITEM_COLUMNS`) and one row per
+        unordered pair of one strategy's sets: ``image_id, strategy, rater, reference, f1,
+        mean_iou``.
+    """
+    from cfosstats.analyses.objectivity import strategy_items  # the objectivity tables' items
+    from cfosstats.objects.label import index_mask_objects
+    from cfosstats.stats.agreement import pairwise_object_agreement
+
+    ignore = None if ignore_path is None else read_mask(ignore_path)
+    items, pairs = [], []
+    for strategy, paths in groups.items():
+        labels = {
+            n: index_mask_objects(read_mask(p), min_size=min_size, ignore=ignore) for n, p in paths.items()
+        }
+        items.append(strategy_items(labels, image_id, strategy, threshold, criterion, ignore))
+        table = pairwise_object_agreement(labels, image_id, threshold, criterion)
+        table = table[table["rater"] < table["reference"]]  # each unordered pair once
+        pairs.append(
+            table.assign(strategy=strategy)[["image_id", "strategy", "rater", "reference", "f1", "mean_iou"]]
+        )
+    return pd.concat(items, ignore_index=True), pd.concat(pairs, ignore_index=True)
+
+
+def within_strategy_summary(pairs: pd.DataFrame, images: Mapping[str, str]) -> pd.DataFrame:
+    """Mean object F1 and mean IoU between the label sets of each strategy (the study's Figure 3:
+    consensus ensembles agreed at F1 0.94 and IoU 0.91 on the test images).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        Rows of :func:`strategy_agreement_of_image`.
+    images : mapping
+        Strategy -> which images were used (``held out`` or ``all``).
+
+    Examples
+    --------
+    >>> pairs = pd.DataFrame({"image_id": ["1", "2"], "strategy": "s", "rater": "a", "reference": "b",
+    ...                       "f1": [0.9, 0.7], "mean_iou": [0.8, 0.8]})
+    >>> within_strategy_summary(pairs, {"s": "held out"})[["n_sets", "f1_mean"]].to_dict("records")
+    [{'n_sets': 2, 'f1_mean': 0.8}]
+    """
+    rows = []
+    for strategy, group in pairs.groupby("strategy", sort=True):
+        rows.append(
+            {
+                "strategy": strategy,
+                "n_sets": int(pd.concat([group["rater"], group["reference"]]).nunique()),
+                "n_images": int(group["image_id"].nunique()),
+                "images": images.get(strategy, ""),
+                "f1_mean": float(group["f1"].mean()),
+                "f1_sd": float(group["f1"].std(ddof=1)) if len(group) > 1 else float("nan"),
+                "mean_iou_mean": float(group["mean_iou"].mean()),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))

@@ -35,13 +35,20 @@ from pathlib import Path
 import pandas as pd
 
 from cfosstats.analyses import objectivity, validity
-from cfosstats.analyses.models import model_f1_of_image, model_summary
+from cfosstats.analyses.models import (
+    PAIR_COLUMNS,
+    model_f1_of_image,
+    model_summary,
+    strategy_agreement_of_image,
+    within_strategy_summary,
+)
 from cfosstats.core.atomic import write_csv
 from cfosstats.core.errors import InputError, NothingToAnalyse
 from cfosstats.core.parallel import map_tasks
 from cfosstats.datasets.layout import ESTIMATED_GT
 from cfosstats.datasets.predictions import lab_training_images
 from cfosstats.stats.agreement import place_in_expert_range
+from cfosstats.stats.fleiss import KAPPA_COLUMNS, kappa_by_strategy
 from cfosstats.study.inputs import files_of, image_files, metadata_digest, write_inputs
 from cfosstats.study.predictions import predictions_step
 from cfosstats.study.runner import Progress, Results, Runner, analysed_lab
@@ -75,6 +82,7 @@ def objectivity_steps(runner: Runner) -> None:
             progress=False,
         ),
         description=f"objectivity: agreement of {len(lab.annotators)} annotators on {len(annotated)} images",
+        version=2,  # 2: fleiss_kappa.csv
     )
     runner.run(
         "groundtruth",
@@ -168,6 +176,7 @@ def models_step(runner: Runner) -> None:
             table["f1_min"], table["f1_max"], table["placement"] = float("nan"), float("nan"), "undefined"
         write_csv(folder / "model_f1.csv", table)
         write_csv(folder / "model_summary.csv", model_summary(table))
+        write_within_strategy(folder, results, lab, predicted, in_sample, images, params)
 
     runner.run(
         "models",
@@ -178,9 +187,64 @@ def models_step(runner: Runner) -> None:
             "in_sample": {k: sorted(v) for k, v in in_sample.items()},
         },
         compute,
-        version=2,  # 2: the summary judges the selection rule on images the model was not trained on
+        version=3,  # 3: Fleiss' kappa and agreement within each strategy
         description=f"models: F1 of {len(predicted)} predicted label sets on {len(tasks)} annotated images",
     )
+
+
+def strategy_images(
+    predicted: dict, in_sample: dict[str, set[str]], images: list[str]
+) -> dict[str, tuple[str, dict[str, object], list[str]]]:
+    """Per strategy with two or more label sets: which images its sets are compared on (the ones
+    none of them trained on, ``held out``; where there are none, ``all`` images), its sets and
+    those images (each covered by every set)."""
+    by_strategy: dict[str, dict[str, object]] = {}
+    for name, source in predicted.items():
+        by_strategy.setdefault(source.strategy, {})[name] = source
+    chosen = {}
+    for strategy, sources in sorted(by_strategy.items()):
+        if len(sources) < 2:
+            continue
+        covered = [i for i in images if all(i in s.files for s in sources.values())]
+        held_out = [i for i in covered if not any(i in in_sample.get(n, set()) for n in sources)]
+        kind, used = ("held out", held_out) if held_out else ("all", covered)
+        if used:
+            chosen[strategy] = (kind, sources, used)
+    return chosen
+
+
+def write_within_strategy(folder: Path, results: Results, lab, predicted, in_sample, images, params) -> None:
+    """``fleiss_kappa.csv`` (annotators and every model strategy), ``within_strategy.csv`` and
+    ``within_strategy_pairs.csv`` of the models step."""
+    chosen = strategy_images(predicted, in_sample, images)
+    tasks = []
+    for image_id in images:
+        groups = {
+            strategy: {n: Path(s.files[image_id]) for n, s in sources.items()}
+            for strategy, (_kind, sources, used) in chosen.items()
+            if image_id in used
+        }
+        if groups:
+            ignore = lab.ignore_files.get(image_id)
+            ignore_path = None if ignore is None else Path(ignore)
+            rules = (int(lab.config.min_object_size), params["threshold"], params["criterion"])
+            tasks.append((image_id, groups, ignore_path, *rules))
+    parts = list(_map(strategy_agreement_of_image, tasks, params["jobs"]))
+    items = pd.concat([p[0] for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    pairs = (
+        pd.concat([p[1] for p in parts], ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=list(PAIR_COLUMNS))
+    )
+    kappa = kappa_by_strategy(items) if not items.empty else pd.DataFrame(columns=list(KAPPA_COLUMNS))
+    kinds = {strategy: kind for strategy, (kind, _s, _u) in chosen.items()}
+    kappa.insert(1, "images", kappa["strategy"].map(kinds))
+    annotators = results.table("objectivity", "fleiss_kappa")
+    if annotators is not None and not annotators.empty:
+        kappa = pd.concat([annotators.assign(images="annotated")[kappa.columns], kappa], ignore_index=True)
+    write_csv(folder / "fleiss_kappa.csv", kappa)
+    write_csv(folder / "within_strategy.csv", within_strategy_summary(pairs, kinds))
+    write_csv(folder / "within_strategy_pairs.csv", pairs)
 
 
 def _map(function: Callable, tasks: list[tuple], jobs: int):
