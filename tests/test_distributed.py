@@ -217,7 +217,7 @@ def test_predict_on_the_cluster_writes_the_same_masks(study, scheduler, tmp_path
                 if p.is_file() and p.suffix in (".png", ".csv")}  # fmt: skip
 
     local, dask = files(tmp_path / "local"), files(tmp_path / "dask")
-    assert len(local) == 2 * (1 + 4 + 3) + 1  # ensemble + 4 members masks, 3 maps per image; the csv
+    assert len(local) == 2 * (1 + 3 + 3) + 1  # ensemble + 3 members masks, 3 maps per image; the csv
     assert local.keys() == dask.keys()
     for name in local:
         assert local[name] == dask[name], name

@@ -582,8 +582,9 @@ def test_report_of_a_study_without_effect_finds_none(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("lab_name", ["mue", "wue2"])
 def test_report_on_real_data_says_what_it_skipped(train_data, tmp_path, lab_name):
-    """mue and wue2 have annotators but no groups and no models: the report covers objectivity,
-    says why effects and predictions are skipped, and never touches its inputs."""
+    """mue and wue2 have annotators and library models but no groups: the report covers
+    objectivity and the models (Fleiss' kappa of the annotators and of the ensemble's fold models),
+    says why effects are skipped, and never touches its inputs."""
     import hashlib
 
     from cfosstats.datasets import load_lab
@@ -606,9 +607,15 @@ def test_report_on_real_data_says_what_it_skipped(train_data, tmp_path, lab_name
     assert len(pairwise) == len(raters) * (len(raters) - 1)  # every ordered pair
     assert pairwise["f1_median"].between(0, 1).all()
     assert result.steps["effects"].status == "skipped"
-    assert result.steps["predictions"].status == "skipped"
+    assert result.steps["predictions"].status == "computed"
+    kappa = pd.read_csv(result.folder / "tables/models/fleiss_kappa.csv").set_index("strategy")
+    assert kappa.loc["annotators", "n_raters"] == len(lab.annotators)
+    assert kappa.loc["ensemble_members", "images"] == "all"  # every image trained 4 of the 5 members
+    assert kappa["kappa"].between(-1, 1).all()
+    summary = pd.read_csv(result.folder / "tables/models/model_summary.csv")
+    assert summary["source"].str.endswith("ensemble_1/ensemble").any()
     qmd = result.qmd.read_text(encoding="utf-8")
-    assert "no groups to compare" in qmd and f"no models of lab {lab_name}" in qmd
+    assert "no groups to compare" in qmd
 
 
 @pytest.mark.slow
