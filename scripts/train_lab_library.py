@@ -69,7 +69,8 @@ def fold_table_markdown(folds: pd.DataFrame) -> str:
     for r in folds.itertuples():
         lines.append(
             f"| {r.variant} | {r.fold} | {r.model} | {r.image_id} | {r.model_f1:.3f} | "
-            f"{r.worst_annotator_f1:.3f} ({r.worst_annotator}) | {r.best_annotator_f1:.3f} ({r.best_annotator}) | "
+            f"{r.worst_annotator_f1:.3f} ({r.worst_annotator}) | "
+            f"{r.best_annotator_f1:.3f} ({r.best_annotator}) | "
             f"{'yes' if r.passed else 'no'} |"
         )
     return "\n".join(lines)
@@ -83,7 +84,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     for r in summary.itertuples():
         lines.append(
             f"| {r.variant} | {r.n_folds_passed}/{r.n_folds} | {r.model_f1_median:.3f} | "
-            f"{r.annotator_f1_median:.3f} | {r.worst_annotator_f1_median:.3f} | {r.best_annotator_f1_median:.3f} |"
+            f"{r.annotator_f1_median:.3f} | {r.worst_annotator_f1_median:.3f} | "
+            f"{r.best_annotator_f1_median:.3f} |"
         )
     return "\n".join(lines)
 
@@ -128,7 +130,8 @@ def train_lab_library(lab_name: str, args) -> None:
 def training_notes(lab, commands, timings, folds, summary, shipped) -> str:
     ensemble = json.loads((Path("data/models") / f".{lab}.new" / "consensus_ensemble.json").read_text())
     rejected = ensemble["selection"].get("rejected", [])
-    return f"""# How the lab-{lab} library was trained
+    return (
+        f"""# How the lab-{lab} library was trained
 
 Trained on {time.strftime("%Y-%m-%d")} by `scripts/train_lab_library.py` (cfosstats, torch, the
 2-core development CPU with bf16) on the real lab-{lab} training data: 5 images, k = 5 folds, one
@@ -140,9 +143,11 @@ validation image.
 
 | variant | command | wall s |
 | --- | --- | ---: |
-""" + "\n".join(
-        f"| {v} | `{shlex.join(commands[v])}` | {timings[v]:.0f} |" for v in (*VARIANTS, "frozen")
-    ) + f"""
+"""
+        + "\n".join(
+            f"| {v} | `{shlex.join(commands[v])}` | {timings[v]:.0f} |" for v in (*VARIANTS, "frozen")
+        )
+        + f"""
 
 `frozen` trains nothing: fold k is predicted by member k of `{INIT}` (cycling), with the input
 statistics of fold k's training images (what fine-tuning starts from).
@@ -159,6 +164,7 @@ Shipped: the **{shipped}** variant (higher median out-of-fold F1 of the two trai
 `{lab}/consensus_ensemble` of its members that passed
 ({", ".join(ensemble["members"])}){"; left out (rejected): " + ", ".join(rejected) if rejected else ""}.
 """
+    )
 
 
 def main() -> None:
