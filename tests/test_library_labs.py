@@ -16,8 +16,10 @@ LABS = ("mue", "inns1", "inns2", "wue2")
 
 
 def test_the_library_lists_all_five_labs():
-    labs = set(list_models()["lab"])
-    assert {"wue1", *LABS} <= labs
+    listing = list_models()
+    assert {"wue1", *LABS} <= set(listing["lab"])
+    assert set(listing["initialization"]) <= {"scratch", "fine-tuned"}
+    assert set(listing.loc[listing["lab"] == "inns1", "initialization"]) == {"fine-tuned"}
 
 
 @pytest.mark.parametrize("lab", LABS)

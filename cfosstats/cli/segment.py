@@ -266,7 +266,7 @@ def models(library: LibraryOption = None) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
     # Names must stay whole (they are what `predict --model` takes); other columns may wrap.
     table.add_column("name", no_wrap=True, min_width=int(listing["name"].str.len().max()))
-    for column in ("strategy", "fold", "steps", "verdict", "passed", "MB"):
+    for column in ("strategy", "init", "fold", "steps", "verdict", "passed", "MB"):
         table.add_column(column, no_wrap=True)
     for row in listing.itertuples():
         n_members = len(row.members.split(", ")) if row.members else 0
@@ -274,6 +274,7 @@ def models(library: LibraryOption = None) -> None:
         table.add_row(
             row.name,
             str(row.strategy or ""),
+            str(row.initialization or ""),
             f"{n_members} members" if row.kind == "ensemble" else fold,
             "" if row.steps is None else str(row.steps),
             str(row.verdict or ""),
