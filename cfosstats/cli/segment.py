@@ -34,6 +34,11 @@ ThreadsOption = Annotated[
 ]
 
 
+FoldsOption = Annotated[
+    int | None, typer.Option("--folds", help="Number of cross-validation folds k (default: the lab's).")
+]
+
+
 def _threads(threads: int | None) -> int | None:
     if threads is not None and threads < 1:
         raise InputError(None, f"--threads must be at least 1, got {threads}")
@@ -51,9 +56,7 @@ def train(
             "--strategy", help="'consensus' (estimated ground truth) or an annotator, e.g. expert_1."
         ),
     ] = "consensus",
-    folds: Annotated[
-        int | None, typer.Option("--folds", help="Number of cross-validation folds k (default: the lab's).")
-    ] = None,
+    folds: FoldsOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Fixes the weights and all sampling.")] = 0,
     split_seed: Annotated[
         int | None,
@@ -189,9 +192,7 @@ def validate(
             "starts from); 'model': the model's own.",
         ),
     ] = "lab",
-    folds: Annotated[
-        int | None, typer.Option("--folds", help="Number of cross-validation folds k (default: the lab's).")
-    ] = None,
+    folds: FoldsOption = None,
     split_seed: Annotated[int, typer.Option("--split-seed", help="The split's seed (as in train).")] = 0,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for folds.csv, summary.csv and run.json.")

@@ -44,9 +44,9 @@ from cfosstats.core.version import software_versions
 from cfosstats.datasets.lab import Lab
 from cfosstats.segment import library
 from cfosstats.segment.folds import Split, split_images
-from cfosstats.segment.predict import Settings, predict_image, prepare_model
+from cfosstats.segment.predict import Settings, prepare_model
 from cfosstats.segment.predict_files import forget_prepared, predict_and_write, use_prepared
-from cfosstats.segment.selection import reference_mask, reference_source, validation_table
+from cfosstats.segment.selection import reference_mask, reference_source, validate_model
 from cfosstats.segment.train import TrainConfig, train_model
 from cfosstats.stats.selection import selection_verdict
 
@@ -374,14 +374,8 @@ def _train_fold(lab, strategy, run, fold, name, config, folder, progress) -> dic
 
 def _validate(lab: Lab, model, image_ids, description: str, progress) -> tuple[pd.DataFrame, dict]:
     """Predict `image_ids` with one model and judge them by the selection rule."""
-    settings = Settings()
-    prepared = [prepare_model(model, settings)]
     check = progress.add_task(f"{description}: validating", total=len(image_ids), info="")
-    predicted = {}
-    for image_id in image_ids:
-        predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
-        progress.advance(check)
-    table = validation_table(lab, predicted)
+    table = validate_model(lab, model, image_ids, Settings(), lambda: progress.advance(check))
     verdict = selection_verdict(table)
     progress.update(check, info=f"{verdict['verdict']} ({verdict['n_passed']}/{verdict['n_images']})")
     return table, verdict

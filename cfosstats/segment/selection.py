@@ -63,6 +63,29 @@ def annotator_f1(lab: Lab, image_id: str, reference: np.ndarray) -> dict[str, fl
     }
 
 
+def validate_model(lab: Lab, model, image_ids, settings, advance=None) -> pd.DataFrame:
+    """Predict `image_ids` with one model and tabulate them (:func:`validation_table`).
+
+    Parameters
+    ----------
+    model : UNet
+    image_ids : sequence of str
+    settings : Settings
+        Prediction settings (:mod:`cfosstats.segment.predict`).
+    advance : callable, optional
+        Called after each image.
+    """
+    from cfosstats.segment.predict import predict_image, prepare_model  # lazy: torch
+
+    prepared = [prepare_model(model, settings)]
+    predicted = {}
+    for image_id in image_ids:
+        predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
+        if advance is not None:
+            advance()
+    return validation_table(lab, predicted)
+
+
 def validation_table(lab: Lab, predicted: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-image F1 of a model's masks and of the annotators, and whether the rule holds.
 

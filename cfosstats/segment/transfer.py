@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -29,9 +28,10 @@ import pandas as pd
 
 from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab
-from cfosstats.segment.predict import Settings, predict_image, prepare_model
-from cfosstats.segment.selection import validation_table
-from cfosstats.segment.train import intensity_statistics
+from cfosstats.segment.pipeline import init_member, lab_split
+from cfosstats.segment.predict import Settings
+from cfosstats.segment.selection import validate_model
+from cfosstats.segment.train import TrainConfig, intensity_statistics, start_model
 
 FROZEN = "frozen"
 NORMALISATIONS = ("lab", "model")
@@ -121,10 +121,7 @@ def card_folds(cards: Iterable[dict], variant: str | None = None) -> pd.DataFram
 
 def renormalised(module, images: Sequence[np.ndarray]):
     """A copy of `module` with the input statistics of `images` (the original is unchanged)."""
-    mean, std = intensity_statistics(list(images))
-    copied = copy.deepcopy(module)
-    copied.set_normalisation(mean, std if std > 0 else 1.0)
-    return copied
+    return start_model(TrainConfig(), module, *intensity_statistics(list(images)))
 
 
 def frozen_validation(
@@ -174,8 +171,6 @@ def frozen_validation(
     >>> len(table), table["variant"].unique().tolist()  # doctest: +SKIP
     (5, ['frozen'])
     """
-    from cfosstats.segment.pipeline import init_member, lab_split  # the pipeline imports this module
-
     if normalisation not in NORMALISATIONS:
         raise InputError(
             None, f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation!r}"
@@ -188,13 +183,8 @@ def frozen_validation(
         module = member.module
         if normalisation == "lab":
             module = renormalised(module, [lab.image(i) for i in split.training(fold)])
-        prepared = [prepare_model(module, settings)]
-        predicted = {}
-        for image_id in split.validation(fold):
-            predicted[image_id] = predict_image(prepared, lab.image(image_id), settings, prepared=True).mask
-            if progress is not None:
-                progress()
-        rows += _fold_rows(lab.name, FROZEN, member.name, fold, validation_table(lab, predicted))
+        table = validate_model(lab, module, split.validation(fold), settings, progress)
+        rows += _fold_rows(lab.name, FROZEN, member.name, fold, table)
     return _table(rows)
 
 
