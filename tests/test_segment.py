@@ -215,6 +215,31 @@ def test_uncertainty_decomposes_the_ensemble_entropy():
     assert (parts["epistemic"] > 0).all() and parts["total"].max() <= 1.0
 
 
+def test_one_members_uncertainty_equals_the_general_decomposition():
+    # The single-model shortcut must give what the ensemble arithmetic gives for M = 1.
+    import torch
+
+    from cfosstats.segment.predict import LOG2
+
+    rng = np.random.default_rng(3)
+    foreground = rng.uniform(0, 1, (1, 1, 16, 16)).astype(np.float32)
+    members = np.concatenate([1 - foreground, foreground], axis=1)
+    fast = decompose_uncertainty(members)
+    tensor = torch.as_tensor(members)
+    mean = (tensor.sum(dim=0, dtype=torch.float64) / 1).float()
+    p_log_p = torch.special.xlogy(tensor, tensor)
+    aleatoric = (-p_log_p.sum(dim=1).mean(dim=0) / LOG2).clamp(0.0, 1.0)
+    divergence = ((p_log_p - torch.special.xlogy(tensor, mean)).sum(dim=1) / LOG2).mean(dim=0)
+    assert np.array_equal(fast["mean"], mean.numpy())
+    assert np.array_equal(fast["aleatoric"], aleatoric.numpy())
+    assert np.array_equal(fast["total"], (aleatoric + divergence.clamp(0, 1)).clamp(0, 1).numpy())
+    assert not fast["epistemic"].any() and not fast["variance"].any() and not divergence.any()
+    entropy = -(
+        foreground[0, 0] * np.log2(foreground[0, 0]) + (1 - foreground[0, 0]) * np.log2(1 - foreground[0, 0])
+    )
+    assert np.allclose(fast["aleatoric"], entropy, atol=1e-5)
+
+
 # -- folds ---------------------------------------------------------------------------------------
 
 

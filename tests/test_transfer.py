@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cfosstats.analyses.library import card_folds, variant_summary
 from cfosstats.datasets import load_lab
 from cfosstats.datasets.registry import load_lab_config
 from cfosstats.segment import library
@@ -18,7 +19,7 @@ from cfosstats.segment.augment import sample_batch
 from cfosstats.segment.losses import segmentation_loss
 from cfosstats.segment.pipeline import lab_split, prediction_folders, train_lab
 from cfosstats.segment.train import TrainConfig, intensity_statistics, start_model, train_model
-from cfosstats.segment.transfer import card_folds, frozen_validation, variant_summary
+from cfosstats.segment.transfer import frozen_validation
 from cfosstats.segment.unet import UNet
 from tests.segment_data import TINY, blob_image
 

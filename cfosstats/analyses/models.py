@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -147,7 +148,34 @@ def model_summary(placed: pd.DataFrame) -> pd.DataFrame:
 
 PAIR_COLUMNS = ("image_id", "strategy", "rater", "reference", "f1", "mean_iou")
 #: Columns of :func:`within_strategy_summary`.
-WITHIN_COLUMNS = ("strategy", "n_sets", "n_images", "images", "f1_mean", "f1_sd", "mean_iou_mean")
+WITHIN_COLUMNS = (
+    "strategy",
+    "pairs",
+    "n_sets",
+    "n_pairs",
+    "n_images",
+    "images",
+    "f1_mean",
+    "f1_sd",
+    "mean_iou_mean",
+)
+
+
+def training_recipe(source: str) -> str:
+    """A predicted label set's name without its replicate: label sets with the same recipe were
+    trained on the same data and differ only in the seed (``<model>_r<n>`` of a single model,
+    ``ensemble_<n>`` of an ensemble and its members).
+
+    Examples
+    --------
+    >>> training_recipe("library/scratch/expert_models/expert_1_r2/unet_1")
+    'library/scratch/expert_models/expert_1/unet_1'
+    >>> training_recipe("library/scratch/consensus_ensembles/ensemble_3/unet_2")
+    'library/scratch/consensus_ensembles/ensemble/unet_2'
+    """
+    parts = str(source).split("/")
+    parts = [re.sub(r"^ensemble_\d+$", "ensemble", re.sub(r"_r\d+$", "", part)) for part in parts]
+    return "/".join(parts)
 
 
 def strategy_agreement_of_image(
@@ -203,24 +231,42 @@ def within_strategy_summary(pairs: pd.DataFrame, images: Mapping[str, str]) -> p
     images : mapping
         Strategy -> which images were used (``held out`` or ``all``).
 
+    Returns
+    -------
+    DataFrame
+        Columns :data:`WITHIN_COLUMNS`; per strategy a row over ``all`` pairs (the study's
+        comparison) and, where some pairs share their :func:`training_recipe`, a row over those
+        ``replicates`` only (same training data, another seed: the training run's own share).
+
     Examples
     --------
-    >>> pairs = pd.DataFrame({"image_id": ["1", "2"], "strategy": "s", "rater": "a", "reference": "b",
-    ...                       "f1": [0.9, 0.7], "mean_iou": [0.8, 0.8]})
-    >>> within_strategy_summary(pairs, {"s": "held out"})[["n_sets", "f1_mean"]].to_dict("records")
-    [{'n_sets': 2, 'f1_mean': 0.8}]
+    >>> pairs = pd.DataFrame({"image_id": ["1", "2", "1"], "strategy": "s",
+    ...     "rater": ["a", "a", "a"], "reference": ["b", "b", "a_r2"],
+    ...     "f1": [0.9, 0.7, 0.95], "mean_iou": [0.8, 0.8, 0.9]})
+    >>> within_strategy_summary(pairs, {"s": "held out"})[["pairs", "n_pairs", "f1_mean"]].to_dict("records")
+    [{'pairs': 'all', 'n_pairs': 2, 'f1_mean': 0.85}, {'pairs': 'replicates', 'n_pairs': 1, 'f1_mean': 0.95}]
     """
     rows = []
+    same = pd.Series(
+        [training_recipe(a) == training_recipe(b) for a, b in zip(pairs["rater"], pairs["reference"])],
+        index=pairs.index,
+        dtype=bool,
+    )
     for strategy, group in pairs.groupby("strategy", sort=True):
-        rows.append(
-            {
-                "strategy": strategy,
-                "n_sets": int(pd.concat([group["rater"], group["reference"]]).nunique()),
-                "n_images": int(group["image_id"].nunique()),
-                "images": images.get(strategy, ""),
-                "f1_mean": float(group["f1"].mean()),
-                "f1_sd": float(group["f1"].std(ddof=1)) if len(group) > 1 else float("nan"),
-                "mean_iou_mean": float(group["mean_iou"].mean()),
-            }
-        )
+        for kind, chosen in (("all", group), ("replicates", group[same.loc[group.index]])):
+            if chosen.empty:
+                continue
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "pairs": kind,
+                    "n_sets": int(pd.concat([chosen["rater"], chosen["reference"]]).nunique()),
+                    "n_pairs": int(chosen[["rater", "reference"]].drop_duplicates().shape[0]),
+                    "n_images": int(chosen["image_id"].nunique()),
+                    "images": images.get(strategy, ""),
+                    "f1_mean": float(chosen["f1"].mean()),
+                    "f1_sd": float(chosen["f1"].std(ddof=1)) if len(chosen) > 1 else float("nan"),
+                    "mean_iou_mean": float(chosen["mean_iou"].mean()),
+                }
+            )
     return pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))

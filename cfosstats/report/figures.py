@@ -439,6 +439,44 @@ def variation_per_effect(table: pd.DataFrame):
     )
 
 
+def ensemble_size(scores: pd.DataFrame, summary: pd.DataFrame):
+    """F1 of ensembles of 1..n models (points, one per drawn ensemble) and the SD per size with
+    the fitted ``a / sqrt(i)`` (the study's Figure 3 analysis), in two panels."""
+    from plotnine import aes, facet_wrap, geom_jitter, geom_line, geom_point, ggplot, labs  # lazy
+
+    scores = require(scores, ["size", "f1"], "ensemble-size scores")
+    summary = require(summary, ["size", "f1_sd", "fitted_sd"], "ensemble-size summary")
+    panel_f1, panel_sd = "F1 of each drawn ensemble", "SD of F1 across ensembles"
+    points = pd.concat(
+        [
+            pd.DataFrame({"size": scores["size"], "value": scores["f1"], "panel": panel_f1}),
+            pd.DataFrame({"size": summary["size"], "value": summary["f1_sd"], "panel": panel_sd}),
+        ],
+        ignore_index=True,
+    ).dropna(subset=["value"])
+    fitted = pd.DataFrame({"size": summary["size"], "value": summary["fitted_sd"], "panel": panel_sd})
+    order = [panel_f1, panel_sd]
+    points["panel"] = pd.Categorical(points["panel"], categories=order)
+    fitted["panel"] = pd.Categorical(fitted["panel"], categories=order)
+    return (
+        ggplot(points, aes("size", "value"))
+        + geom_jitter(
+            points[points["panel"] == panel_f1],
+            width=0.15,
+            height=0,
+            alpha=0.5,
+            size=1.2,
+            color="#009E73",
+            random_state=1,
+        )
+        + geom_line(fitted, color="#D55E00")
+        + geom_point(points[points["panel"] == panel_sd], size=2, color="#000000")
+        + facet_wrap("panel", scales="free_y", ncol=2)
+        + labs(x="ensemble size i (members)", y="")
+        + _theme()
+    )
+
+
 def variation_per_model(table: pd.DataFrame):
     """Per model: spread of its centred eta² against how many of its calls differ from the majority."""
     # lazy: plotnine

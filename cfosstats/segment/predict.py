@@ -302,6 +302,21 @@ class Prediction:
         return scores
 
 
+def _single_model_uncertainty(probabilities: torch.Tensor) -> dict[str, np.ndarray]:
+    """:func:`decompose_uncertainty` of one member, without the ensemble arithmetic: one model
+    cannot disagree with itself, so epistemic and variance are zero and total = aleatoric (the
+    general path gives the same bits: its KL terms are exactly zero; a test checks this)."""
+    aleatoric = (-torch.special.xlogy(probabilities, probabilities).sum(dim=0) / LOG2).clamp(0.0, 1.0)
+    zeros = np.zeros(aleatoric.shape, dtype=np.float32)
+    return {
+        "mean": probabilities.numpy(),
+        "epistemic": zeros,
+        "aleatoric": aleatoric.numpy(),
+        "total": aleatoric.numpy().copy(),
+        "variance": zeros.copy(),
+    }
+
+
 def decompose_uncertainty(member_probabilities: np.ndarray) -> dict[str, np.ndarray]:
     """Split the ensemble's predictive entropy into disagreement and per-model parts.
 
@@ -331,6 +346,8 @@ def decompose_uncertainty(member_probabilities: np.ndarray) -> dict[str, np.ndar
     (1.0, 0.531)
     """
     members = torch.as_tensor(np.asarray(member_probabilities), dtype=torch.float32)
+    if members.shape[0] == 1:
+        return _single_model_uncertainty(members[0])
     mean = (members.sum(dim=0, dtype=torch.float64) / members.shape[0]).float()
     p_log_p = torch.special.xlogy(members, members)
     aleatoric = -p_log_p.sum(dim=1).mean(dim=0) / LOG2

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from cfosstats.datasets.layout import ESTIMATED_GT
 from cfosstats.datasets.predictions import lab_training_images
 from cfosstats.stats.agreement import place_in_expert_range
 from cfosstats.stats.fleiss import KAPPA_COLUMNS, kappa_by_strategy
+from cfosstats.study.ensemble_size import ensemble_size_step
 from cfosstats.study.inputs import files_of, image_files, metadata_digest, write_inputs
 from cfosstats.study.predictions import predictions_step
 from cfosstats.study.runner import Progress, Results, Runner, analysed_lab
@@ -187,7 +189,7 @@ def models_step(runner: Runner) -> None:
             "in_sample": {k: sorted(v) for k, v in in_sample.items()},
         },
         compute,
-        version=3,  # 3: Fleiss' kappa and agreement within each strategy
+        version=4,  # 3: Fleiss' kappa and agreement within each strategy; 4: replicate pairs
         description=f"models: F1 of {len(predicted)} predicted label sets on {len(tasks)} annotated images",
     )
 
@@ -257,11 +259,30 @@ def in_sample_images(results: Results, lab) -> dict[str, set[str]]:
     return lab_training_images(lab, results.prediction_root, prefix="library")
 
 
+def partial_predictions(results: Results) -> list[str]:
+    """The library's label sets that predict only some of the lab's images (reliability
+    replicates: :func:`cfosstats.study.predictions.prediction_images`)."""
+    n_images = len(results.lab.image_ids)
+    return sorted(n for n, s in (results.predicted or {}).items() if len(s.files) < n_images)
+
+
+def effects_lab(results: Results):
+    """The lab the effect tests compare: its own label sets and the library's predictions of
+    every image (a set that covers a few images would test each effect on those few)."""
+    lab = analysed_lab(results)
+    partial = set(partial_predictions(results))
+    if not partial:
+        return lab
+    return dataclasses.replace(
+        lab, label_sources={n: s for n, s in lab.label_sources.items() if n not in partial}
+    )
+
+
 def effects_step(runner: Runner) -> None:
     """The ``effects`` step; skipped (with the reason) where the data has nothing to compare."""
     results = runner.results
     params = results.parameters
-    lab = analysed_lab(results)
+    lab = effects_lab(results)
     files = image_files(lab) + files_of(lab, strategies=None, names=list(lab.label_sources))
     for region in lab.region_files.values():
         files += [Path(p) for _, p in sorted(region.items())]
@@ -325,6 +346,7 @@ def run_steps(results: Results, progress: bool | Progress = False) -> Runner:
     objectivity_steps(runner)
     predictions_step(runner)
     models_step(runner)
+    ensemble_size_step(runner)
     effects_step(runner)
     write_inputs(runner)
     return runner

@@ -13,6 +13,7 @@ import pandas as pd
 from cfosstats.report.document import Note, Section, Table, Text
 from cfosstats.report.figure_cache import FigureMaker
 from cfosstats.report.figures import annotator_f1, bland_altman, pairwise_f1_heatmap, staple_performance
+from cfosstats.report.sections.library import kappa_phrase
 from cfosstats.report.sections.panel import panel_section
 from cfosstats.report.text import (
     as_text,
@@ -108,6 +109,19 @@ def objectivity_section(results, figures: FigureMaker) -> Section:
                 "tables/objectivity/annotator_summary.csv",
             )
         )
+
+    kappa = results.table("objectivity", "fleiss_kappa")
+    if has_columns(kappa, "strategy", "kappa", "landis_koch"):
+        for row in kappa[kappa["strategy"] == "annotators"].to_dict("records"):
+            sub.add(
+                Text(
+                    f"Fleiss' kappa of the {row['n_raters']} annotators over "
+                    f"{row['n_object_items']} objects (matched across annotators at IoU > "
+                    f"{results.parameters['threshold']}) and as many random background regions on "
+                    f"{plural(int(row['n_images']), 'image')}: {kappa_phrase(row)}. "
+                    "Source: `tables/objectivity/fleiss_kappa.csv`."
+                )
+            )
 
     sub = section.sub("staple", "STAPLE: each annotator's sensitivity and specificity")
     staple = results.table("groundtruth", "annotators")

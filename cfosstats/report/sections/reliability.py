@@ -1,8 +1,9 @@
 """Reliability: do the models agree with the annotators and with each other?
 
-Tables: ``models/model_f1``, ``objectivity/expert_range``, ``models/model_summary``,
-``effects/consistency``, ``effects/effects`` (image level), ``effects/variation_per_effect``,
-``effects/variation_between_strategies``, ``effects/variation_per_model``.
+Tables: ``models/model_f1``, ``objectivity/expert_range``, ``models/model_summary``, the
+library's (:mod:`cfosstats.report.sections.library`), ``effects/consistency``, ``effects/effects``
+(image level), ``effects/variation_per_effect``, ``effects/variation_between_strategies``,
+``effects/variation_per_model``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cfosstats.report.figures import (
     variation_per_effect,
     variation_per_model,
 )
+from cfosstats.report.sections.library import ensemble_size_reliability, library_validation, within_strategy
 from cfosstats.report.text import (
     MAX_TABLE_ROWS,
     as_text,
@@ -104,6 +106,9 @@ def reliability_section(results, figures: FigureMaker) -> Section:
                 )
             )
 
+    library_validation(section, results)
+    within_strategy(section, results)
+
     sub = section.sub("consistency", "Ensemble consistency")
     consistency = results.table("effects", "consistency")
     if results.skipped("effects"):
@@ -143,6 +148,8 @@ def reliability_section(results, figures: FigureMaker) -> Section:
             )
     else:
         sub.add(Note("No consistency table: there are no ensembles or groups of models in these data."))
+
+    ensemble_size_reliability(section, results, figures)
 
     sub = section.sub("variation-per-effect", "Variation per effect, by strategy")
     effects = results.table("effects", "effects")
