@@ -13,8 +13,12 @@
 # training images of consensus_model_1, so every comparison is fair. All models share the split
 # because they share SEED and k.
 #
+# Replicates: two more consensus ensembles (seeds 2 and 3) and a second model per annotator (seed
+# 2), all on the same split, for within-strategy agreement and the ensemble-size analysis; measured
+# 2026-12-03 on the 2-core CPU with bf16: about 4.5 min of training per model.
+#
 # Everything is trained into a staging library first and moved into data/models/wue1 only when
-# all nine models exist, so an interrupted run leaves data/models untouched.
+# all 24 models exist, so an interrupted run leaves data/models untouched.
 set -euo pipefail
 
 DATA=${CFOSSTATS_TRAIN_DATA:-../shared/data/train_data}
@@ -37,12 +41,25 @@ for expert in expert_1 expert_2 expert_3 expert_4 expert_5; do
         --seed "$SEED" --steps "$STEPS" --base "$BASE" --out "$STAGE"
 done
 
-# 3. Check that all nine load (checksums verified), then move them into the library.
+# 3. Reliability replicates (the study's Figure 3): two more consensus ensembles and a second model
+#    per annotator, same split (--split-seed), other weights' seeds; named *_r2, *_r3.
+for replicate in 2 3; do
+    cfosstats train --lab wue1 --data "$DATA" --strategy consensus --folds "$FOLDS" \
+        --seed "$replicate" --split-seed "$SEED" --replicate "$replicate" --steps "$STEPS" --base "$BASE" \
+        --out "$STAGE"
+done
+for expert in expert_1 expert_2 expert_3 expert_4 expert_5; do
+    cfosstats train --lab wue1 --data "$DATA" --strategy "$expert" --folds "$FOLDS" --fold 1 \
+        --seed 2 --split-seed "$SEED" --replicate 2 --steps "$STEPS" --base "$BASE" --out "$STAGE"
+done
+
+# 4. Check that all load (checksums verified), then move them into the library.
 cfosstats models --library "$STAGE"
 python - "$STAGE" <<'PY'
 import sys
 from cfosstats.segment.library import load_model
-names = ["consensus_ensemble"] + [f"expert_{i}" for i in range(1, 6)]
+names = ["consensus_ensemble", "consensus_ensemble_r2", "consensus_ensemble_r3"]
+names += [f"expert_{i}{r}" for i in range(1, 6) for r in ("", "_r2")]
 for name in names:
     stored = load_model(f"wue1/{name}", library=sys.argv[1])
     print(stored.name, "ok", [m.name for m in stored.members])

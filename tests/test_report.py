@@ -616,6 +616,13 @@ def test_report_on_real_data_says_what_it_skipped(train_data, tmp_path, lab_name
     assert summary["source"].str.endswith("ensemble_1/ensemble").any()
     qmd = result.qmd.read_text(encoding="utf-8")
     assert "no groups to compare" in qmd
+    # Every image is cross-validated: no image is unseen by all members, so no ensemble-size analysis.
+    assert result.steps["ensemble_size"].status == "skipped"
+    folds = pd.read_csv(result.folder / "tables/predictions/library_folds.csv", dtype={"image_id": str})
+    assert sorted(folds["image_id"]) == sorted(lab.image_ids)  # one validation image per fold
+    variants = pd.read_csv(result.folder / "tables/predictions/library_variants.csv")
+    assert set(variants["variant"]) == {"consensus_ensemble", "scratch", "fine-tuned", "frozen"}
+    assert "How the library's models were selected" in qmd and f"Fleiss' kappa of the {len(lab.annotators)} annotators" in qmd
 
 
 @pytest.mark.slow
@@ -657,3 +664,55 @@ def test_wue1_report_with_library_models_marks_their_training_images(train_data,
     assert "could not be tested" in qmd and "library expert_1/unet_1" in qmd
     again = build_report(lab, tmp_path / "reports", formats=("html",), library=library.parent)
     assert again.cached
+
+
+@pytest.mark.slow
+def test_wue1_report_measures_replicates_on_the_test_images(train_data, tmp_path):
+    """Reliability replicates (a second expert_1 model, three fold models of the second consensus
+    replicate) predict only the 9 test images: the report compares expert_1's two seeds, draws
+    ensembles of the three fold models (a single member scores what the models step measured
+    from the predicted masks) and leaves the replicates out of the effect tests."""
+    import json
+    import shutil
+
+    from cfosstats.core.resources import data_dir
+    from cfosstats.datasets import load_lab
+    from cfosstats.report import build_report
+
+    library = tmp_path / "library" / "wue1"
+    library.mkdir(parents=True)
+    names = [
+        "expert_1",
+        "expert_1_r2",
+        "consensus_model_1_r2",
+        "consensus_model_2_r2",
+        "consensus_model_4_r2",
+    ]
+    for name in names:
+        for suffix in (".json", ".pt"):
+            shutil.copyfile(data_dir() / "models" / "wue1" / f"{name}{suffix}", library / f"{name}{suffix}")
+    test_images = json.loads((library / "expert_1_r2.json").read_text())["test_images"]
+    lab = load_lab("wue1", data=train_data)
+    result = build_report(lab, tmp_path / "reports", formats=("html",), library=library.parent)
+    tables = result.folder / "tables"
+    model_f1 = pd.read_csv(tables / "models/model_f1.csv", dtype={"image_id": str})
+    replicate_rows = model_f1[model_f1["source"].str.contains("_r2/")]
+    assert set(replicate_rows["image_id"]) == set(test_images)
+    assert replicate_rows.groupby("source").size().eq(9).all()
+    within = pd.read_csv(tables / "models/within_strategy.csv").set_index(["strategy", "pairs"])
+    seeds = within.loc[("expert_models", "replicates")]
+    assert seeds["n_sets"] == 2 and seeds["n_pairs"] == 1 and seeds["n_images"] == 9
+    assert 0 < seeds["f1_mean"] <= 1
+    sizes = pd.read_csv(tables / "ensemble_size/ensemble_size.csv")
+    assert sizes["size"].tolist() == [1, 2, 3] and sizes["n_ensembles"].tolist() == [3, 3, 1]
+    scores = pd.read_csv(tables / "ensemble_size/ensemble_size_scores.csv")
+    consensus = model_f1[model_f1["strategy"] == "consensus_models"]
+    for fold in (1, 2, 4):
+        own = consensus[consensus["source"].str.endswith(f"consensus_r2/unet_{fold}")]["f1"].mean()
+        single = scores.loc[scores["ensemble"] == f"consensus_model_{fold}_r2", "f1"].item()
+        assert single == pytest.approx(own, abs=1e-12)
+    quantified = pd.read_csv(tables / "effects/quantification.csv")["source"].unique()
+    assert not any("_r2/" in str(s) for s in quantified) and any("expert_1/" in str(s) for s in quantified)
+    qmd = result.qmd.read_text(encoding="utf-8")
+    assert "How many models should an ensemble have?" in qmd and "fitted a = " in qmd
+    assert "predict only the held-out test images" in qmd

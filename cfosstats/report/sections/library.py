@@ -135,7 +135,10 @@ def within_strategy(section: Section, results) -> None:
                 .fillna(table["pairs"]),
                 "label sets": table["n_sets"],
                 "pairs compared": table["n_pairs"],
-                "images": [f"{n} ({kind})" for n, kind in zip(table["n_images"], table["images"])],
+                "images": [
+                    f"{n} ({'held out' if kind == 'held out' else 'all: each set trained on some'})"
+                    for n, kind in zip(table["n_images"], table["images"])
+                ],
                 "mean F1": table["f1_mean"],
                 "SD": table["f1_sd"],
                 "mean IoU": table["mean_iou_mean"],
