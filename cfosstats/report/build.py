@@ -16,6 +16,10 @@ inputs (:mod:`cfosstats.core.cache`) under ``<out>/<lab>/tables/<step>/``:
 ``models``
     Each predicted label set's object F1 against the estimated ground truth per annotated
     image, placed in the annotators' range (:mod:`cfosstats.analyses.models`).
+``ensemble_size``
+    Where the library holds three or more consensus fold models sharing held-out test images:
+    ensembles of 1..n of them drawn repeatedly, the SD of their F1 fitted by a / sqrt(i)
+    (:mod:`cfosstats.study.ensemble_size`).
 ``effects``
     :func:`cfosstats.analyses.validity.run_effects`: quantification, outliers, effects, reproducibility,
     variation, consistency.

@@ -14,12 +14,15 @@ Verdict
     ``objectivity/bland_altman``, ``objectivity/count_agreement``, ``models/model_summary``.
 Objectivity
     ``objectivity/pairwise_f1``, ``objectivity/objects``, ``objectivity/annotator_summary``,
+    ``objectivity/fleiss_kappa``,
     ``groundtruth/annotators`` (STAPLE), ``objectivity/count_agreement``,
     ``objectivity/bland_altman``; the image panel reads the masks themselves.
 Reliability
     ``models/model_f1``, ``objectivity/expert_range``, ``models/model_summary``,
-    ``effects/consistency``, ``effects/effects`` (image level), ``effects/variation_per_effect``,
-    ``effects/variation_between_strategies``, ``effects/variation_per_model``.
+    ``predictions/library_folds``, ``predictions/library_variants``, ``models/within_strategy``,
+    ``models/fleiss_kappa``, ``ensemble_size/*``, ``effects/consistency``, ``effects/effects``
+    (image level), ``effects/variation_per_effect``, ``effects/variation_between_strategies``,
+    ``effects/variation_per_model``.
 Validity
     ``effects/quantification``, ``effects/effects`` (all levels), ``effects/outliers``.
 Methods and provenance

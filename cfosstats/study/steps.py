@@ -12,9 +12,12 @@ The steps, each under ``<out>/<lab>/tables/<step>/``:
 ``models``
     Each predicted label set's object F1 against the estimated ground truth per annotated
     image, placed in the annotators' range (:mod:`cfosstats.analyses.models`).
+``ensemble_size``
+    Ensembles of 1..n library fold models on the held-out test images
+    (:mod:`cfosstats.study.ensemble_size`).
 ``effects``
     :func:`cfosstats.analyses.validity.run_effects`: quantification, outliers, effects, reproducibility,
-    variation, consistency.
+    variation, consistency (over the label sets that cover every image: :func:`effects_lab`).
 
 Then ``tables/inputs.csv`` (every input file's SHA-256). What a step cannot do (no annotators,
 no groups, no models) is recorded in its :class:`~cfosstats.study.runner.StepRecord`.
