@@ -192,20 +192,26 @@ def models_step(runner: Runner) -> None:
             "in_sample": {k: sorted(v) for k, v in in_sample.items()},
         },
         compute,
-        version=4,  # 3: Fleiss' kappa and agreement within each strategy; 4: replicate pairs
+        version=5,  # 3: Fleiss' kappa and agreement within each strategy; 4: replicate pairs; 5: COMPARED_AS
         description=f"models: F1 of {len(predicted)} predicted label sets on {len(tasks)} annotated images",
     )
+
+
+# Agreement within a strategy compares single consensus models whether or not an ensemble took
+# them (the study's "consensus models": every training run on the estimated ground truth).
+COMPARED_AS = {"ensemble_members": "consensus_models"}
 
 
 def strategy_images(
     predicted: dict, in_sample: dict[str, set[str]], images: list[str]
 ) -> dict[str, tuple[str, dict[str, object], list[str]]]:
-    """Per strategy with two or more label sets: which images its sets are compared on (the ones
+    """Per strategy (ensemble members counted as consensus models: :data:`COMPARED_AS`) with two
+    or more label sets: which images its sets are compared on (the ones
     none of them trained on, ``held out``; where there are none, ``all`` images), its sets and
     those images (each covered by every set)."""
     by_strategy: dict[str, dict[str, object]] = {}
     for name, source in predicted.items():
-        by_strategy.setdefault(source.strategy, {})[name] = source
+        by_strategy.setdefault(COMPARED_AS.get(source.strategy, source.strategy), {})[name] = source
     chosen = {}
     for strategy, sources in sorted(by_strategy.items()):
         if len(sources) < 2:
