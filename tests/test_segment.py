@@ -454,3 +454,33 @@ def test_effects_reads_predictions_written_by_predict(tiny_lab_root, tmp_path):
     assert result.exit_code == 2
     assert str(empty) in result.output and "no predictions of lab tiny" in result.output
     assert "Traceback" not in result.output
+
+
+def test_background_writes_finish_before_the_block_ends_and_raise_their_error():
+    import threading
+
+    from cfosstats.segment import predict_files
+
+    written = []
+
+    def write(value):
+        written.append((value, threading.current_thread().name))
+
+    def fail():
+        raise OSError("disk full")
+
+    with predict_files.background_writes():
+        writer = predict_files._WRITER.get()
+        for value in range(5):
+            writer.submit(write, value)
+    assert [v for v, _ in written] == list(range(5))  # all written, in order, when the block ends
+    assert all(name.startswith("cfosstats-write") for _, name in written)
+    assert predict_files._WRITER.get() is None
+    with pytest.raises(OSError, match="disk full"):
+        with predict_files.background_writes():
+            predict_files._WRITER.get().submit(fail)
+    # The run's own error wins over a write's.
+    with pytest.raises(KeyError):
+        with predict_files.background_writes():
+            predict_files._WRITER.get().submit(fail)
+            raise KeyError("the run failed")

@@ -45,7 +45,12 @@ from cfosstats.datasets.lab import Lab
 from cfosstats.segment import library
 from cfosstats.segment.folds import Split, split_images
 from cfosstats.segment.predict import Settings, prepare_model
-from cfosstats.segment.predict_files import forget_prepared, predict_and_write, use_prepared
+from cfosstats.segment.predict_files import (
+    background_writes,
+    forget_prepared,
+    predict_and_write,
+    use_prepared,
+)
 from cfosstats.segment.selection import reference_mask, reference_source, validate_model
 from cfosstats.segment.train import TrainConfig, train_model
 from cfosstats.stats.selection import selection_verdict
@@ -585,11 +590,15 @@ def predict_lab(
             for i in image_ids
         ]
         try:
-            # One job here: torch already uses every core for one image. On a Dask cluster
-            # (--scheduler) each worker loads the model once and predicts its share.
-            for image_id, scores in zip(image_ids, map_tasks(predict_and_write, tasks, 1, False, "predict")):
-                rows.append({"image_id": image_id, "role": _image_role(stored, image_id), **scores})
-                bars.advance(task)
+            # One job here: torch already uses every core for one image (and a thread writes the
+            # previous image's files meanwhile). On a Dask cluster (--scheduler) each worker loads
+            # the model once and predicts its share.
+            with background_writes():
+                for image_id, scores in zip(
+                    image_ids, map_tasks(predict_and_write, tasks, 1, False, "predict")
+                ):
+                    rows.append({"image_id": image_id, "role": _image_role(stored, image_id), **scores})
+                    bars.advance(task)
         finally:
             forget_prepared(key)
         table = pd.DataFrame(rows)

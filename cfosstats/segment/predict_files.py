@@ -8,6 +8,10 @@ and prepares the model once, from its card, checksums verified (:func:`prepared_
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from cfosstats.core.errors import InputError
@@ -17,7 +21,15 @@ from cfosstats.objects.label import count_objects
 from cfosstats.segment import library
 from cfosstats.segment.predict import UNCERTAINTY_MAPS, Settings, predict_image, prepare_model, to_uint16
 
-__all__ = ["ModelKey", "forget_prepared", "predict_and_write", "prepared_members", "use_prepared"]
+__all__ = [
+    "ModelKey",
+    "background_writes",
+    "forget_prepared",
+    "predict_and_write",
+    "prepared_members",
+    "use_prepared",
+    "write_prediction",
+]
 
 #: (model card path, its SHA-256, the resolved settings): what a prepared model is cached by.
 ModelKey = tuple[str, str, Settings]
@@ -87,6 +99,17 @@ def predict_and_write(
     """
     members = prepared_members(key)
     prediction = predict_image(members, read_image(image_path), key[2], prepared=True)
+    scores = {"n_objects": count_objects(prediction.mask, min_object_size), **prediction.scores()}
+    writer = _WRITER.get()
+    if writer is None:
+        write_prediction(prediction, image_id, label, mask_folders, uncertainty_folder)
+    else:
+        writer.submit(write_prediction, prediction, image_id, label, mask_folders, uncertainty_folder)
+    return scores
+
+
+def write_prediction(prediction, image_id: str, label: str, mask_folders: list[str], uncertainty_folder: str):
+    """Write one prediction's mask (and each member's) and its uncertainty maps."""
     own, *member_folders = (Path(f) for f in mask_folders)
     write_mask(own / f"{image_id}_{label}.png", prediction.mask)
     if member_folders:
@@ -96,4 +119,53 @@ def predict_and_write(
         # Level 1: these continuous maps compress poorly; level 6 would double predict's time.
         path = Path(uncertainty_folder) / f"{image_id}_{kind}.png"
         write_png(path, to_uint16(getattr(prediction, kind)), 1)
-    return {"n_objects": count_objects(prediction.mask, min_object_size), **prediction.scores()}
+
+
+class _BackgroundWriter:
+    """One thread writing predictions while the next image is predicted (zlib and file I/O free
+    the GIL: 0.70 -> 0.55 s per 1024² image of a single model on 2 busy cores). At most
+    `pending` predictions wait, so memory stays bounded; the first failure is raised on close."""
+
+    def __init__(self, pending: int = 2):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="cfosstats-write")
+        self.futures: deque = deque()
+        self.pending = pending
+
+    def submit(self, function, *args) -> None:
+        while len(self.futures) >= self.pending:
+            self.futures.popleft().result()
+        self.futures.append(self.pool.submit(function, *args))
+
+    def close(self) -> None:
+        """Wait for every write; raise the first failure."""
+        try:
+            while self.futures:
+                self.futures.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abandon(self) -> None:
+        """Drop the writes not started (the run failed: its staged folders are discarded)."""
+        self.futures.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WRITER: ContextVar[_BackgroundWriter | None] = ContextVar("cfosstats_prediction_writer", default=None)
+
+
+@contextmanager
+def background_writes():
+    """Within this block, :func:`predict_and_write` run in this process writes its files on a
+    background thread; every file is written (or the first error raised) when the block ends.
+    Tasks on Dask workers write inline, as before."""
+    writer = _BackgroundWriter()
+    token = _WRITER.set(writer)
+    try:
+        yield
+    except BaseException:
+        writer.abandon()  # the run's own error is the one to report
+        raise
+    else:
+        writer.close()
+    finally:
+        _WRITER.reset(token)
