@@ -19,7 +19,12 @@ FOLD_MODELS = [f"wue1/consensus_model_{fold}" for fold in range(1, 5)]
 # consensus_model_3 failed the selection rule (twice: seeds 0 and 1), so the ensemble leaves it out.
 MEMBERS = ["wue1/consensus_model_1", "wue1/consensus_model_2", "wue1/consensus_model_4"]
 EXPERTS = [f"wue1/expert_{n}" for n in range(1, 6)]
-NAMES = ["wue1/consensus_ensemble", *FOLD_MODELS, *EXPERTS]
+# Reliability replicates: the same split, other weights' seeds (replicate r: seed r; experts: 2).
+REPLICATES = {r: [f"wue1/consensus_model_{fold}_r{r}" for fold in range(1, 5)] for r in (2, 3)}
+EXPERT_REPLICATES = [f"wue1/expert_{n}_r2" for n in range(1, 6)]
+ENSEMBLES = {1: "wue1/consensus_ensemble", 2: "wue1/consensus_ensemble_r2", 3: "wue1/consensus_ensemble_r3"}
+ALL_FOLD_MODELS = {1: FOLD_MODELS, **REPLICATES}
+NAMES = [*ENSEMBLES.values(), *FOLD_MODELS, *EXPERTS, *REPLICATES[2], *REPLICATES[3], *EXPERT_REPLICATES]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,33 @@ def test_the_ensemble_holds_exactly_the_selected_fold_models(stored):
     assert card["selection"]["rejected"] == ["wue1/consensus_model_3"]
 
 
+@pytest.mark.parametrize("replicate", [1, 2, 3])
+def test_every_ensemble_holds_exactly_its_selected_fold_models(stored, replicate):
+    ensemble = stored[ENSEMBLES[replicate]]
+    folds = ALL_FOLD_MODELS[replicate]
+    selected = [n for n in folds if stored[n].card["selection"]["verdict"] == "selected"]
+    assert selected, "an ensemble needs one passing fold model"
+    assert [m.name for m in ensemble.members] == selected
+    assert ensemble.card["selection"]["rejected"] == [n for n in folds if n not in selected]
+    for name in folds:
+        card = stored[name].card
+        assert card["replicate"] == replicate and card["seed"] == (0 if replicate == 1 else replicate)
+        assert card["split_seed"] == 0
+
+
+def test_replicates_train_on_the_same_images_with_other_seeds(stored):
+    for fold in range(1, 5):
+        cards = [stored[ALL_FOLD_MODELS[r][fold - 1]].card for r in (1, 2, 3)]
+        assert all(c["training_images"] == cards[0]["training_images"] for c in cards)
+        assert all(c["validation_images"] == cards[0]["validation_images"] for c in cards)
+        assert len({c["sha256"] for c in cards}) == 3  # three different sets of weights
+    for name, twin in zip(EXPERTS, EXPERT_REPLICATES):
+        first, second = stored[name].card, stored[twin].card
+        assert second["strategy"] == first["strategy"] and second["seed"] == 2 and second["replicate"] == 2
+        assert second["training_images"] == first["training_images"]
+        assert second["sha256"] != first["sha256"]
+
+
 def test_the_library_lists_exactly_the_wue1_models():
     names = [n for n in list_models()["name"] if n.startswith("wue1/")]
     assert sorted(names) == sorted(NAMES)
@@ -45,7 +77,7 @@ def test_every_card_shares_one_split_and_never_trains_on_a_test_image(stored):
     test_images = stored["wue1/consensus_ensemble"].card["test_images"]
     assert len(test_images) == 9
     validation = set()
-    for name in [*FOLD_MODELS, *EXPERTS]:
+    for name in [n for n in NAMES if n not in ENSEMBLES.values()]:
         card = stored[name].card
         assert card["test_images"] == test_images
         assert set(card["training_images"]).isdisjoint(test_images)
@@ -55,9 +87,9 @@ def test_every_card_shares_one_split_and_never_trains_on_a_test_image(stored):
             validation |= set(card["validation_images"])
     assert len(validation) == 27  # the four folds' validation sets cover the 27 non-test images
     fold_1 = stored["wue1/consensus_model_1"].card
-    for name in EXPERTS:  # expert models train on fold 1, as consensus_model_1: a fair comparison
+    for name in [*EXPERTS, *EXPERT_REPLICATES]:  # on fold 1, as consensus_model_1: a fair comparison
         assert stored[name].card["training_images"] == fold_1["training_images"]
-        assert stored[name].card["strategy"] == name.split("/")[1]
+        assert stored[name].card["strategy"] == name.split("/")[1].removesuffix("_r2")
 
 
 @pytest.mark.realdata
@@ -102,3 +134,26 @@ def test_on_held_out_images_the_ensemble_is_as_good_as_the_annotators(stored, tr
     counts = table.groupby("source")["n"].mean()
     assert counts["expert_1"] < counts[lab.annotators].drop("expert_1").min()
     assert counts["wue1/expert_1"] < counts[EXPERTS[1:]].min()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_replicate_fold_models_rescore_as_their_cards_say(stored, train_data):
+    """Every replicate fold model, re-predicted on its real validation images, scores what its
+    card recorded (the verdicts that decided the replicate ensembles)."""
+    from cfosstats.segment.selection import validation_table
+
+    lab = load_lab("wue1", data=train_data)
+    settings = Settings(precision="auto", device="cpu")
+    for name in [*REPLICATES[2], *REPLICATES[3]]:
+        model = stored[name]
+        predicted = {
+            i: predict_image([model.module], lab.image(i), settings).mask
+            for i in model.card["validation_images"]
+        }
+        recorded = {r["image_id"]: r for r in model.card["validation"]}
+        for row in validation_table(lab, predicted).to_dict("records"):
+            card = recorded[row["image_id"]]
+            assert row["worst_annotator_f1"] == pytest.approx(card["worst_annotator_f1"], abs=1e-12)
+            assert row["model_f1"] == pytest.approx(card["model_f1"], abs=0.03)  # fp32 CPUs differ slightly
+            assert row["passed"] == card["passed"] or abs(row["model_f1"] - row["worst_annotator_f1"]) < 0.03
