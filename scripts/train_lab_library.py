@@ -33,10 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cfosstats.analyses.library import card_folds, variant_summary
 from cfosstats.datasets.discover import load_lab
 from cfosstats.segment.library import load_model, read_card
 from cfosstats.segment.transfer import frozen_validation
+from cfosstats.stats.fold_tables import card_folds, variant_summary
 
 INIT = "wue1/consensus_ensemble"
 VARIANTS = ("scratch", "fine-tuned")

@@ -11,7 +11,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cfosstats.analyses.library import card_folds, variant_summary
 from cfosstats.datasets import load_lab
 from cfosstats.datasets.registry import load_lab_config
 from cfosstats.segment import library
@@ -21,6 +20,7 @@ from cfosstats.segment.pipeline import lab_split, prediction_folders, train_lab
 from cfosstats.segment.train import TrainConfig, intensity_statistics, start_model, train_model
 from cfosstats.segment.transfer import frozen_validation
 from cfosstats.segment.unet import UNet
+from cfosstats.stats.fold_tables import card_folds, variant_summary
 from tests.segment_data import TINY, blob_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -205,11 +205,11 @@ def validate(
     fold's validation images by the study's selection rule. Nothing is trained."""
     import json
 
-    from cfosstats.analyses.library import variant_summary
     from cfosstats.core.atomic import atomic_dir, write_csv, write_text  # lazy
     from cfosstats.core.hashing import sha256_file  # lazy
     from cfosstats.segment.library import load_model  # lazy
     from cfosstats.segment.transfer import NORMALISATIONS, frozen_validation  # lazy
+    from cfosstats.stats.fold_tables import variant_summary
 
     if normalisation not in NORMALISATIONS:
         raise InputError(

@@ -26,16 +26,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from cfosstats.analyses.library import (
-    fold_rows,
-    fold_table,
-)
 from cfosstats.core.errors import InputError
 from cfosstats.datasets.lab import Lab
 from cfosstats.segment.pipeline import init_member, lab_split
 from cfosstats.segment.predict import Settings
 from cfosstats.segment.selection import validate_model
 from cfosstats.segment.train import TrainConfig, intensity_statistics, start_model
+from cfosstats.stats.fold_tables import (
+    fold_rows,
+    fold_table,
+)
 
 FROZEN = "frozen"
 NORMALISATIONS = ("lab", "model")

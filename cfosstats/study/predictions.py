@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cfosstats.analyses.library import card_folds, variant_summary
 from cfosstats.core.atomic import write_csv
 from cfosstats.core.resources import data_dir
 from cfosstats.datasets.predictions import predicted_label_sources
+from cfosstats.stats.fold_tables import card_folds, variant_summary
 from cfosstats.study.inputs import image_files
 from cfosstats.study.runner import Runner, read_json
 
@@ -72,7 +72,7 @@ def prediction_images(card: dict, image_ids: list[str]) -> list[str]:
 
 
 def library_folds(cards: list[tuple[Path, dict]]) -> pd.DataFrame:
-    """Every fold model's out-of-fold validation (:func:`cfosstats.analyses.library.card_folds`),
+    """Every fold model's out-of-fold validation (:func:`cfosstats.stats.fold_tables.card_folds`),
     one row per model and validation image, with ``variant`` the ensemble that judged it (its
     member or rejected) or, for a model in no ensemble, its own name, and ``verdict``.
 
