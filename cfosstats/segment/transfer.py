@@ -15,8 +15,8 @@ lab-wue1's ~25). Only images are used for this, never labels.
 
 Examples
 --------
->>> FOLD_COLUMNS[:4]
-('lab', 'variant', 'model', 'fold')
+>>> NORMALISATIONS
+('lab', 'model')
 """
 
 from __future__ import annotations
