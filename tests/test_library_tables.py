@@ -57,6 +57,10 @@ def test_training_recipe_pairs_only_seed_replicates():
     assert training_recipe("library/scratch/consensus_models/consensus_r3/unet_3") == training_recipe(
         "library/scratch/consensus_models/consensus/unet_3"
     )
+    # fold 4 of replicate 2 was rejected (a single model), of replicate 3 taken by its ensemble
+    assert training_recipe("library/scratch/consensus_models/consensus_r2/unet_4") == training_recipe(
+        "library/scratch/consensus_ensembles/ensemble_3/unet_4"
+    )
     assert training_recipe("library/scratch/consensus_ensembles/ensemble_2/unet_1") != training_recipe(
         "library/scratch/consensus_ensembles/ensemble_2/unet_2"
     )

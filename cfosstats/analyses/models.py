@@ -171,10 +171,17 @@ def training_recipe(source: str) -> str:
     >>> training_recipe("library/scratch/expert_models/expert_1_r2/unet_1")
     'library/scratch/expert_models/expert_1/unet_1'
     >>> training_recipe("library/scratch/consensus_ensembles/ensemble_3/unet_2")
-    'library/scratch/consensus_ensembles/ensemble/unet_2'
+    'library/scratch/consensus_models/consensus/unet_2'
+    >>> training_recipe("library/scratch/consensus_models/consensus_r2/unet_2")
+    'library/scratch/consensus_models/consensus/unet_2'
+    >>> training_recipe("library/scratch/consensus_ensembles/ensemble_3/ensemble")
+    'library/scratch/consensus_ensembles/ensemble/ensemble'
     """
     parts = str(source).split("/")
     parts = [re.sub(r"^ensemble_\d+$", "ensemble", re.sub(r"_r\d+$", "", part)) for part in parts]
+    if len(parts) >= 4 and parts[-3] == "consensus_ensembles" and parts[-1] != "ensemble":
+        # A fold model is the same recipe whether its replicate's ensemble took it or rejected it.
+        parts[-3:-1] = ["consensus_models", "consensus"]
     return "/".join(parts)
 
 

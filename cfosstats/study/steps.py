@@ -192,7 +192,7 @@ def models_step(runner: Runner) -> None:
             "in_sample": {k: sorted(v) for k, v in in_sample.items()},
         },
         compute,
-        version=5,  # 3: Fleiss' kappa and agreement within each strategy; 4: replicate pairs; 5: COMPARED_AS
+        version=6,  # 3: Fleiss' kappa, agreement within strategies; 4: replicate pairs; 5-6: fold recipes
         description=f"models: F1 of {len(predicted)} predicted label sets on {len(tasks)} annotated images",
     )
 

@@ -68,8 +68,13 @@ def library_validation(section: Section, results) -> None:
         sub.add(
             Table(
                 "library-variants",
-                "Out-of-fold F1 of the library's models against the annotators' on the same images "
-                "(training variants: scratch, fine-tuned from lab-wue1, frozen lab-wue1 models)",
+                "Out-of-fold F1 of the library's models against the annotators' on the same images"
+                + (
+                    " (and the training variants compared: scratch, fine-tuned from lab-wue1, frozen "
+                    "lab-wue1 models)"
+                    if variants["record"].ne("shipped library").any()
+                    else ""
+                ),
                 rows,
                 "tables/predictions/library_variants.csv",
             )
@@ -171,7 +176,7 @@ def within_strategy(section: Section, results) -> None:
     partial = partial_predictions(results)
     if partial:
         sub.add(
-            Note(
+            Text(
                 f"{plural(len(partial), 'replicate label set')} "
                 f"({listing([short_source(p) for p in partial], 4)}) "
                 "predict only the held-out test images: they measure another training run's effect here and "
