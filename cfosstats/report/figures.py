@@ -442,7 +442,16 @@ def variation_per_effect(table: pd.DataFrame):
 def ensemble_size(scores: pd.DataFrame, summary: pd.DataFrame):
     """F1 of ensembles of 1..n models (points, one per drawn ensemble) and the SD per size with
     the fitted ``a / sqrt(i)`` (the study's Figure 3 analysis), in two panels."""
-    from plotnine import aes, facet_wrap, geom_jitter, geom_line, geom_point, ggplot, labs  # lazy
+    from plotnine import (  # lazy: plotnine
+        aes,
+        facet_wrap,
+        geom_jitter,
+        geom_line,
+        geom_point,
+        ggplot,
+        labs,
+        scale_x_continuous,
+    )
 
     scores = require(scores, ["size", "f1"], "ensemble-size scores")
     summary = require(summary, ["size", "f1_sd", "fitted_sd"], "ensemble-size summary")
@@ -472,6 +481,7 @@ def ensemble_size(scores: pd.DataFrame, summary: pd.DataFrame):
         + geom_line(fitted, color="#D55E00")
         + geom_point(points[points["panel"] == panel_sd], size=2, color="#000000")
         + facet_wrap("panel", scales="free_y", ncol=2)
+        + scale_x_continuous(breaks=list(range(1, int(summary["size"].max()) + 1)))  # whole members
         + labs(x="ensemble size i (members)", y="")
         + _theme()
     )
