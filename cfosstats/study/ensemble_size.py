@@ -67,7 +67,8 @@ def ensemble_size_step(runner: Runner) -> None:
         runner.skip("ensemble_size", f"no predictions: {results.skipped('predictions')}")
         return
     pool, images = ensemble_pool(library_cards(lab.config.name, params.get("library")))
-    images = [i for i in images if i in set(lab.image_ids)]
+    known = set(lab.image_ids)
+    images = [i for i in images if i in known]
     if len(pool) < MIN_MODELS or not images:
         runner.skip(
             "ensemble_size",
@@ -79,7 +80,7 @@ def ensemble_size_step(runner: Runner) -> None:
     from cfosstats.segment.predict import Settings  # lazy: torch
 
     files = [p for p, _ in pool] + [p.with_suffix(".pt") for p, _ in pool] + image_files(lab, images)
-    files += [Path(p) for i, p in sorted(lab.ignore_files.items()) if i in set(images)]
+    files += [Path(lab.ignore_files[i]) for i in images if i in lab.ignore_files]
     for source in lab.label_sources.values():
         if source.strategy in ("estimated_gt", "annotators"):  # the reference, or STAPLE of them
             files += [Path(source.files[i]) for i in images if i in source.files]

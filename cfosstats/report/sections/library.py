@@ -20,6 +20,7 @@ from cfosstats.report.document import Note, Section, Table, Text
 from cfosstats.report.figure_cache import FigureMaker
 from cfosstats.report.figures import ensemble_size, strategy_label
 from cfosstats.report.text import MAX_TABLE_ROWS, has_columns, listing, plural, short_source
+from cfosstats.stats.selection import truthy
 from cfosstats.study.steps import partial_predictions
 
 # The study's Figure 3 (lab-wue1 test images): between consensus ensembles of different seeds.
@@ -37,7 +38,7 @@ def library_validation(section: Section, results) -> None:
     variants = results.table("predictions", "library_variants")
     if results.skipped("predictions") or not has_columns(folds, "variant", "model", "model_f1", "passed"):
         return
-    if folds.empty:
+    if folds.empty:  # a library of ensembles whose cards hold no validation
         return
     sub = section.sub(
         "library-validation",
@@ -92,7 +93,7 @@ def library_validation(section: Section, results) -> None:
                 "F1 vs est_GT (median)": float(group["model_f1"].median()),
                 "worst annotator": float(group["worst_annotator_f1"].median()),
                 "best annotator": float(group["best_annotator_f1"].median()),
-                "images passed": f"{int(group['passed'].astype(bool).sum())}/{len(group)}",
+                "images passed": f"{int(truthy(group['passed']).sum())}/{len(group)}",
                 "verdict": group["verdict"].iloc[0] if "verdict" in group else "",
             }
         )
