@@ -141,3 +141,42 @@ def test_every_real_mask_decodes_on_the_fast_path_exactly_as_pil(train_data):
         decoded = decode_png(data)
         assert decoded is not None, path
         assert np.array_equal(decoded, pil_pixels(data)), path
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_rgb_mask_with_equal_channels_comes_back_as_its_plane(seed):
+    rng = np.random.default_rng(200 + seed)
+    grey_rgb = _binary(rng, (23, 31, 3))
+    kinds = rng.choice([0, 1, 2, 4], size=23).tolist()
+    plane = decode_png(encode_png(grey_rgb, kinds), grey_rgb_as_plane=True)
+    assert plane.shape == (23, 31) and np.array_equal(plane, grey_rgb[..., 0])
+    # One channel differs in one pixel: all three channels come back, as PIL reads them.
+    coloured = grey_rgb.copy()
+    coloured[5, 7, 2] = 255 - coloured[5, 7, 2]
+    data = encode_png(coloured, kinds)
+    decoded = decode_png(data, grey_rgb_as_plane=True)
+    assert decoded.shape == (23, 31, 3) and np.array_equal(decoded, pil_pixels(data))
+    # Grey and RGBA files are unaffected.
+    assert np.array_equal(decode_png(encode_png(grey_rgb[..., 0], kinds), grey_rgb_as_plane=True), grey_rgb[..., 0])
+    rgba = np.concatenate([grey_rgb, np.full((23, 31, 1), 255, np.uint8)], axis=2)
+    assert decode_png(encode_png(rgba, kinds), grey_rgb_as_plane=True).shape == (23, 31, 4)
+
+
+def test_read_mask_ors_the_channels_of_a_coloured_mask(tmp_path):
+    mask = np.zeros((8, 9, 3), np.uint8)
+    mask[1:3, 1:3, 0] = 255  # red object
+    mask[5:7, 4:8, 2] = 255  # blue object
+    (tmp_path / "colour.png").write_bytes(encode_png(mask, [0, 4, 2, 1, 4, 2, 2, 0]))
+    assert np.array_equal(read_mask(tmp_path / "colour.png"), mask.any(axis=2))
+
+
+def test_every_real_rgb_mask_as_a_plane_is_the_or_of_pils_channels(train_data):
+    files = sorted(train_data.glob("lab-*/labels/*/*.png"))
+    planes = 0
+    for path in files:
+        data = path.read_bytes()
+        decoded, pixels = decode_png(data, grey_rgb_as_plane=True), pil_pixels(data)
+        expected = np.bitwise_or.reduce(pixels, axis=-1) if decoded.ndim == 2 and pixels.ndim == 3 else pixels
+        planes += decoded.ndim == 2 and pixels.ndim == 3
+        assert np.array_equal(decoded, expected), path
+    assert planes >= 180  # lab-wue1's five experts save grey masks as RGB

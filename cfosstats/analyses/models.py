@@ -210,6 +210,7 @@ def strategy_agreement_of_image(
     """
     from cfosstats.analyses.objectivity import strategy_items  # the objectivity tables' items
     from cfosstats.objects.label import index_mask_objects
+    from cfosstats.objects.matching import match_pairs
     from cfosstats.stats.agreement import pairwise_object_agreement
 
     ignore = None if ignore_path is None else read_mask(ignore_path)
@@ -218,8 +219,9 @@ def strategy_agreement_of_image(
         labels = {
             n: index_mask_objects(read_mask(p), min_size=min_size, ignore=ignore) for n, p in paths.items()
         }
-        items.append(strategy_items(labels, image_id, strategy, threshold, criterion, ignore))
-        table = pairwise_object_agreement(labels, image_id, threshold, criterion)
+        matches = match_pairs(labels, threshold, criterion)
+        items.append(strategy_items(labels, image_id, strategy, threshold, criterion, ignore, matches))
+        table = pairwise_object_agreement(labels, image_id, threshold, criterion, matches)
         table = table[table["rater"] < table["reference"]]  # each unordered pair once
         pairs.append(
             table.assign(strategy=strategy)[["image_id", "strategy", "rater", "reference", "f1", "mean_iou"]]

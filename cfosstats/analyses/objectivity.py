@@ -92,6 +92,7 @@ from cfosstats.core.version import __version__
 from cfosstats.datasets.layout import ESTIMATED_GT, mask_name
 from cfosstats.objects.groundtruth import METHODS, estimate_consensus, staple
 from cfosstats.objects.label import index_mask_objects
+from cfosstats.objects.matching import match_pairs
 from cfosstats.objects.rating_items import ITEM_COLUMNS, rating_items
 from cfosstats.stats import agreement
 from cfosstats.stats.fleiss import kappa_by_strategy
@@ -230,26 +231,28 @@ def agreement_of_image(
         columns=list(COUNT_COLUMNS),
     )
     annotators = {name: labels[name] for name in annotator_paths}
+    matches = match_pairs(labels, threshold, criterion)  # shared by the F1 table and the kappa items
     return ImageAgreement(
-        objects=agreement.pairwise_object_agreement(labels, image_id, threshold, criterion),
+        objects=agreement.pairwise_object_agreement(labels, image_id, threshold, criterion, matches),
         pixel_dice=agreement.pixel_dice(masks, image_id),
         counts=counts,
         reference_source="published" if reference_path is not None else "staple",
         ignored_pixels=0 if ignore is None else int(ignore.sum()),
-        rated_items=strategy_items(annotators, image_id, ANNOTATORS, threshold, criterion, ignore),
+        rated_items=strategy_items(annotators, image_id, ANNOTATORS, threshold, criterion, ignore, matches),
     )
 
 
 def strategy_items(
-    labels: dict, image_id: str, strategy: str, threshold: float, criterion: str, ignore=None
+    labels: dict, image_id: str, strategy: str, threshold: float, criterion: str, ignore=None, matches=None
 ) -> pd.DataFrame:
     """One image's rated items (:func:`~cfosstats.objects.rating_items.rating_items`) of one
     strategy's label sets, with ``image_id`` and ``strategy``; empty for fewer than 2 sets.
-    The background proposals' seed is fixed by the image id and the strategy."""
+    The background proposals' seed is fixed by the image id and the strategy; `matches`, the
+    pairs already matched (:func:`~cfosstats.objects.matching.match_pairs`), are reused."""
     if len(labels) < 2:
         return pd.DataFrame(columns=list(RATED_ITEM_COLUMNS))
     seed = zlib.crc32(f"{image_id}/{strategy}".encode())
-    items = rating_items(labels, threshold, criterion, seed=seed, ignore=ignore)
+    items = rating_items(labels, threshold, criterion, seed=seed, ignore=ignore, matches=matches)
     items.insert(0, "strategy", strategy)
     items.insert(0, "image_id", image_id)
     return items

@@ -24,8 +24,9 @@ def _read_array(path: str | Path, fast_png: bool = False) -> np.ndarray:
     if not path.is_file():
         raise InputError(path, "file not found")
     if fast_png and path.suffix.lower() == ".png":
-        # Masks: PIL's pixels exactly, faster (core.png); None (anything else) falls through to PIL.
-        pixels = decode_png(path.read_bytes())
+        # Masks: PIL's pixels exactly, faster (core.png), an RGB file with equal channels as its
+        # one plane (= the channels' OR); None (anything else) falls through to PIL.
+        pixels = decode_png(path.read_bytes(), grey_rgb_as_plane=True)
         if pixels is not None:
             return pixels
     try:

@@ -52,13 +52,17 @@ _CHANNELS = {0: 1, 2: 3, 6: 4}  # grey, RGB, RGBA (8 bits per sample)
 _NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
 
 
-def decode_png(data: bytes) -> np.ndarray | None:
+def decode_png(data: bytes, grey_rgb_as_plane: bool = False) -> np.ndarray | None:
     """The pixels of an 8-bit grey, RGB or RGBA PNG, exactly as PIL decodes them; else None.
 
     Parameters
     ----------
     data : bytes
         The whole file.
+    grey_rgb_as_plane : bool, default False
+        For an RGB file whose three channels are equal byte for byte (a grey mask saved as RGB,
+        as most annotation tools do), return the one plane, shape (H, W): it is every channel,
+        so also their bitwise OR or maximum. Only one third of the bytes is then unfiltered.
 
     Returns
     -------
@@ -77,10 +81,27 @@ def decode_png(data: bytes) -> np.ndarray | None:
     if len(raw) != height * (stride + 1):
         return None
     rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
-    pixels = _unfilter(rows[:, 0], rows[:, 1:], channels)
+    kinds, filtered = rows[:, 0], rows[:, 1:]
+    if grey_rgb_as_plane and channels == 3:
+        # Each channel is filtered on its own bytes (the left neighbour is a pixel back), so
+        # channels equal before unfiltering are equal after it.
+        plane = _equal_channels(filtered.reshape(height, width, 3))
+        if plane is not None:
+            filtered, channels = plane, 1
+    pixels = _unfilter(kinds, filtered, channels)
     if pixels is None:
         return None
     return pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
+
+
+def _equal_channels(filtered: np.ndarray) -> np.ndarray | None:
+    """The first channel of (H, W, C) bytes as a contiguous (H, W) array if every channel
+    equals it, else None."""
+    plane = np.ascontiguousarray(filtered[..., 0])
+    for channel in range(1, filtered.shape[-1]):
+        if not np.array_equal(filtered[..., channel], plane):
+            return None
+    return plane
 
 
 def _header_and_pixels(data: bytes) -> tuple[tuple[int, int, int], bytes] | None:
@@ -125,24 +146,27 @@ def _unfilter(kinds: np.ndarray, filtered: np.ndarray, bpp: int) -> np.ndarray |
     if sub.size:
         # Channel-major copy: the running sums go along the last axis (numpy's fast loop).
         planes = np.ascontiguousarray(filtered[sub].reshape(sub.size, -1, bpp).transpose(0, 2, 1))
-        sums = planes.cumsum(axis=2, dtype=np.uint16).astype(np.uint8)  # mod 65536, so mod 256
+        sums = planes.cumsum(axis=2, dtype=np.uint8)  # integer sums wrap: modulo 256
         out[sub] = sums.transpose(0, 2, 1).reshape(sub.size, stride)
-    # Rows that need the row above form chains down from a None or Sub row; the chains are
-    # independent, so the k-th row of every chain is unfiltered at once, k = 1, 2, ...
-    rows = np.arange(height)
-    dependent = kinds >= _UP
-    chain_start = np.maximum.accumulate(np.where(dependent, 0, rows))
-    depth = np.where(dependent, rows - chain_start, 0)
-    by_depth = np.argsort(depth, kind="stable")
-    bounds = np.searchsorted(depth[by_depth], np.arange(1, int(depth.max()) + 2))
-    for level_start, level_end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        level = by_depth[level_start:level_end]
-        up = level[kinds[level] == _UP]
-        if up.size:
-            out[up] += out[up - 1]
-        paeth = level[kinds[level] == _PAETH]
-        if paeth.size and not _paeth_rows(filtered, out, paeth, bpp):
+    # Up and Paeth rows need the row above: they hang in chains below a None or Sub row. A
+    # row's level is the number of Paeth rows in its chain down to it: level by level, the
+    # Paeth rows of the level are unfiltered at once (their rows above are done), then its Up
+    # rows one by one in row order (an in-place add per row costs ~1 us; numpy's running sums
+    # down the columns cost 10x a row loop).
+    is_paeth = kinds == _PAETH
+    paeth_so_far = np.cumsum(is_paeth)
+    chain_top = np.maximum.accumulate(np.where(is_paeth | (kinds == _UP), 0, np.arange(height)))
+    level = paeth_so_far - paeth_so_far[chain_top]
+    up = np.flatnonzero(kinds == _UP)
+    by_level = np.argsort(level[up], kind="stable")
+    up_rows = up[by_level].tolist()
+    up_bounds = np.searchsorted(level[up][by_level], np.arange(int(level.max()) + 2)).tolist()
+    paeth = np.flatnonzero(is_paeth)
+    for current in range(int(level.max()) + 1):
+        if current and not _paeth_rows(filtered, out, paeth[level[paeth] == current], bpp):
             return None
+        for row in up_rows[up_bounds[current] : up_bounds[current + 1]]:
+            np.add(out[row], out[row - 1], out=out[row])
     return out
 
 

@@ -55,9 +55,10 @@ few remaining components go to an exact assignment solver. The overlaps are comp
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,7 @@ __all__ = [
     "index_objects",
     "match_labels",
     "match_masks",
+    "match_pairs",
     "overlap_table",
 ]
 
@@ -157,6 +159,13 @@ class MatchResult:
     def pairs(self) -> pd.DataFrame:
         """The assigned overlapping pairs (see the class docstring)."""
         return pd.DataFrame(dict(zip(PAIR_COLUMNS, self._pair_arrays, strict=True)))
+
+    @property
+    def tp_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rater labels, reference labels) of the true-positive pairs, int64 arrays: the
+        `pairs` rows with ``tp`` True, without building the DataFrame."""
+        rater, reference, _, is_tp = self._pair_arrays
+        return rater[is_tp], reference[is_tp]
 
     def as_dict(self) -> dict[str, float | int | str]:
         """All scalar fields (everything except `pairs`) as a dict, e.g. for a DataFrame row.
@@ -278,6 +287,43 @@ def match_labels(
     threshold = _check_options(threshold, criterion, assignment)
     overlaps = _compute_overlaps(rater_labels, reference_labels)
     return _match_overlaps(overlaps, threshold, criterion, assignment)
+
+
+def match_pairs(
+    labels: Mapping[str, np.ndarray | ObjectIndex],
+    threshold: float = 0.5,
+    criterion: str = "gt",
+    assignment: str = "iou_sum",
+) -> dict[tuple[str, str], MatchResult]:
+    """Every unordered pair of label sets of one image matched once.
+
+    Both the pairwise agreement table and the rated items of Fleiss' kappa need the same
+    matches; computed once here, they are shared (:func:`cfosstats.stats.agreement.
+    pairwise_object_agreement` and :func:`cfosstats.objects.rating_items.rating_items` take them).
+
+    Parameters
+    ----------
+    labels : mapping of str to ndarray of int or ObjectIndex
+        Label set name -> label image or its :func:`index_objects`, all of one shape.
+    threshold, criterion, assignment
+        As in :func:`match_labels`.
+
+    Returns
+    -------
+    dict of (str, str) to MatchResult
+        Keyed ``(a, b)`` with ``a`` before ``b`` in the mapping's order, ``a`` the rater.
+
+    Examples
+    --------
+    >>> a, b = np.array([[1, 1, 0, 2]]), np.array([[1, 1, 0, 0]])
+    >>> {pair: result.tp for pair, result in match_pairs({"a": a, "b": b, "c": b}).items()}
+    {('a', 'b'): 1, ('a', 'c'): 1, ('b', 'c'): 1}
+    """
+    indexed = {name: index_objects(value, name) for name, value in labels.items()}
+    return {
+        (a, b): match_labels(indexed[a], indexed[b], threshold, criterion, assignment)
+        for a, b in combinations(indexed, 2)
+    }
 
 
 def average_precision(

@@ -42,7 +42,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from cfosstats.objects.matching import match_labels
+from cfosstats.objects.matching import MatchResult, match_labels
 from cfosstats.objects.overlaps import ObjectIndex
 
 ITEM_COLUMNS = ("item", "kind", "n_present", "n_raters")
@@ -71,8 +71,17 @@ def _codes(index: ObjectIndex, labels: np.ndarray) -> np.ndarray:
     return np.searchsorted(index.object_labels, np.asarray(labels, dtype=np.int64))
 
 
-def object_groups(indices: Mapping[str, ObjectIndex], threshold: float = 0.5, criterion: str = "gt"):
+def object_groups(
+    indices: Mapping[str, ObjectIndex],
+    threshold: float = 0.5,
+    criterion: str = "gt",
+    matches: Mapping[tuple[str, str], MatchResult] | None = None,
+):
     """Groups of matched objects across raters.
+
+    `matches` may hold the raters' pairs already matched with these options (keys ``(a, b)``,
+    ``a`` first in `indices`, as :func:`~cfosstats.objects.matching.match_pairs` gives them, also
+    from a mapping with more label sets); the pairs not in it are matched here.
 
     Returns
     -------
@@ -84,10 +93,10 @@ def object_groups(indices: Mapping[str, ObjectIndex], threshold: float = 0.5, cr
     offsets = np.cumsum([0] + [indices[n].n_objects for n in names])
     groups = _Groups(int(offsets[-1]))
     for (i, a), (j, b) in combinations(enumerate(names), 2):
-        pairs = match_labels(indices[a], indices[b], threshold, criterion=criterion).pairs
-        pairs = pairs[pairs["tp"].to_numpy(bool)]
+        result = (matches or {}).get((a, b)) or match_labels(indices[a], indices[b], threshold, criterion)
+        rater_labels, reference_labels = result.tp_labels
         for code_a, code_b in zip(
-            _codes(indices[a], pairs["rater_label"]), _codes(indices[b], pairs["reference_label"])
+            _codes(indices[a], rater_labels).tolist(), _codes(indices[b], reference_labels).tolist()
         ):
             groups.join(int(offsets[i] + code_a), int(offsets[j] + code_b))
     members: dict[int, list[tuple[str, int]]] = {}
@@ -151,6 +160,7 @@ def rating_items(
     background_per_object: float = 1.0,
     seed: int = 0,
     ignore: np.ndarray | None = None,
+    matches: Mapping[tuple[str, str], MatchResult] | None = None,
 ) -> pd.DataFrame:
     """The items of one image rated by every rater: object groups, then background proposals.
 
@@ -166,6 +176,8 @@ def rating_items(
         Fixes the proposals' footprints and places.
     ignore : bool ndarray, optional
         Ignored pixels: no proposal lies there.
+    matches : mapping, optional
+        Pairs already matched with these options (see :func:`object_groups`).
 
     Returns
     -------
@@ -175,7 +187,7 @@ def rating_items(
     """
     if len(indices) < 2:
         raise ValueError(f"rating items need at least 2 raters, got {len(indices)}")
-    groups = object_groups(indices, threshold, criterion)
+    groups = object_groups(indices, threshold, criterion, matches)
     present = [len({rater for rater, _ in group}) for group in groups]
     footprints = []
     for group in groups:

@@ -37,8 +37,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from cfosstats.objects.matching import match_labels
-from cfosstats.objects.overlaps import index_objects
+from cfosstats.objects.matching import MatchResult, match_pairs
 
 # re-exported: public API of this module (the count agreement lives in counts)
 from cfosstats.stats.counts import (
@@ -111,6 +110,7 @@ def pairwise_object_agreement(
     image_id: str,
     threshold: float = 0.5,
     criterion: str = "gt",
+    matches: Mapping[tuple[str, str], MatchResult] | None = None,
 ) -> pd.DataFrame:
     """Object-level agreement of every ordered pair of label images of one image.
 
@@ -131,6 +131,9 @@ def pairwise_object_agreement(
         IoU threshold of a true positive.
     criterion : {"gt", "ge"}, default "gt"
         ``gt``: IoU strictly above `threshold` (the paper's rule); ``ge``: at or above.
+    matches : mapping, optional
+        The pairs already matched with these options
+        (:func:`cfosstats.objects.matching.match_pairs` of `labels`); else matched here.
 
     Returns
     -------
@@ -153,12 +156,11 @@ def pairwise_object_agreement(
     >>> pairwise_object_agreement({"a": one, "b": one, "c": one}, "x")["f1"].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
-    names = list(labels)
-    # Index each label image once: every pair then reads only foreground pixels.
-    indexed = {name: index_objects(labels[name], name) for name in names}
+    if matches is None:
+        matches = match_pairs(labels, threshold, criterion)
     rows = []
-    for rater, reference in combinations(names, 2):
-        result = match_labels(indexed[rater], indexed[reference], threshold, criterion=criterion)
+    for rater, reference in combinations(labels, 2):
+        result = matches[rater, reference]
         forward = {
             "image_id": image_id,
             "rater": rater,
