@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
+from cfosstats.objects.components import label_pixels
 from cfosstats.objects.overlaps import ObjectIndex, index_objects
 
 __all__ = [
@@ -32,8 +32,6 @@ __all__ = [
 #: Columns of the tidy table returned by :func:`measure_objects`, in order.
 OBJECT_COLUMNS = ("image_id", "label", "area", "centroid_row", "centroid_col", "mean_intensity")
 
-# 3x3 block of ones: 8-connectivity in 2-D.
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def _as_pixel_mask(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -106,13 +104,22 @@ def _label(
     the foreground pixels (increasing) and their labels; see :func:`label_objects`."""
     if int(min_size) != min_size or min_size < 0:
         raise ValueError(f"min_size must be a non-negative integer, got {min_size!r}")
-    foreground = _foreground(mask, region, ignore)
-    labels, n_objects = ndimage.label(foreground, structure=_EIGHT_CONNECTED, output=np.int32)
+    labels, n_objects, where, values = _label_image(_foreground(mask, region, ignore))
     if n_objects == 0 or min_size <= 1:
-        return labels, n_objects, None, None  # scipy numbers 1..n in scan order; nothing to drop
+        return labels, n_objects, where, values  # numbered 1..n in scan order; nothing to drop
     # Only foreground pixels are counted and renumbered (nuclei cover a few percent of an
     # image): a bincount or a lookup over the whole label image costs ~10x more.
-    return drop_small_objects(labels, n_objects, np.flatnonzero(foreground), min_size)
+    return drop_small_objects(labels, n_objects, where, min_size)
+
+
+def _label_image(foreground: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Label image (int32), object count, foreground flat indices and their labels: labelled
+    from the foreground's runs (objects.components; scipy's labels, ~7x faster on nuclei)."""
+    where = np.flatnonzero(foreground)  # a pass over the bool mask: far faster than over ints
+    values, n_objects = label_pixels(where, foreground.shape)
+    labels = np.zeros(foreground.size, np.int32)
+    labels[where] = values
+    return labels.reshape(foreground.shape), n_objects, where, values
 
 
 def _foreground(mask: np.ndarray, region: np.ndarray | None, ignore: np.ndarray | None) -> np.ndarray:
@@ -152,10 +159,8 @@ def label_foreground(
     >>> labels.tolist(), n_objects, foreground.tolist()
     ([[1, 0, 2]], 2, [0, 2])
     """
-    foreground = _foreground(mask, None, ignore)
-    labels, n_objects = ndimage.label(foreground, structure=_EIGHT_CONNECTED, output=np.int32)
-    # A pass over the bool mask: far faster than over the int labels.
-    return labels, n_objects, np.flatnonzero(foreground)
+    labels, n_objects, where, _ = _label_image(_foreground(mask, None, ignore))
+    return labels, n_objects, where
 
 
 def drop_small_objects(
@@ -281,10 +286,11 @@ def _cut_pieces(foreground, values, chosen, width, min_size) -> tuple[int, np.nd
     which = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, pixels.size]))
     stacked_rows = rows - top[which] + offsets[which]
     stacked_cols = cols - left[which]
-    canvas = np.zeros((int(offsets[-1] + heights[-1]), int(stacked_cols.max()) + 1), dtype=bool)
-    canvas[stacked_rows, stacked_cols] = True
-    pieces, n_pieces = ndimage.label(canvas, structure=_EIGHT_CONNECTED)
-    piece = pieces[stacked_rows, stacked_cols]
+    canvas_width = int(stacked_cols.max()) + 1
+    on_canvas = stacked_rows * canvas_width + stacked_cols
+    order = np.argsort(on_canvas)
+    piece = np.empty(on_canvas.size, np.int32)
+    piece[order], n_pieces = label_pixels(on_canvas[order], (int(offsets[-1] + heights[-1]), canvas_width))
     kept = np.bincount(piece, minlength=n_pieces + 1) >= min_size
     kept[0] = False
     return int(kept.sum()), pixels[kept[piece]]
