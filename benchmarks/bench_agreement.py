@@ -11,7 +11,9 @@ each repeat so none always runs first), each in a fresh ``python -P -m cfosstats
 It prints the median wall time of each, the ratios baseline / new and jobs1 / jobs2, and checks
 that every CSV each run writes is byte-identical to the baseline's (``count_agreement.csv``: its
 numbers equal to 1e-12 relative, since the ICCs are now computed from closed-form mean squares
-instead of pingouin's ANOVA; ``run.json`` equal).
+instead of pingouin's ANOVA; ``run.json`` equal). Tables the baseline did not write yet
+(``fleiss_kappa.csv``, added later: the new runs do that work on top) must be byte-identical
+across the new runs.
 With ``--per-mask`` it also times, in one fresh process per tree, the per-mask steps (decode,
 binary check, labelling, labelling + indexing) and matching per pair on the same masks,
 alternating baseline and new processes.
@@ -82,13 +84,16 @@ def same_numbers(a: Path, b: Path, rtol: float) -> bool:
     return bool(np.allclose(left[numbers], right[numbers], rtol=rtol, atol=0, equal_nan=True))
 
 
-def same_outputs(expected: Path, actual: Path) -> list[str]:
+def same_outputs(expected: Path, actual: Path, only_in_actual: set[str] = frozenset()) -> list[str]:
     """Names of the files that differ (CSV bytes, or numbers for :data:`NUMERIC_FILES`; run.json
-    as parsed JSON), or are missing."""
+    as parsed JSON), or are missing; files named in `only_in_actual` may be absent from
+    `expected` (tables the baseline did not write yet)."""
     differ = []
     names = sorted({p.name for p in expected.iterdir()} | {p.name for p in actual.iterdir()})
     for name in names:
         a, b = expected / name, actual / name
+        if name in only_in_actual and b.is_file() and not a.exists():
+            continue
         if not (a.is_file() and b.is_file()):
             differ.append(name)
         elif name.endswith(".json"):
@@ -209,10 +214,18 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"repeat": repeat, "variant": variant, "jobs": jobs or "default", "wall_s": wall,
                              "out": out})  # fmt: skip
                 print(f"repeat {repeat} {variant:10s} {wall:6.2f} s", flush=True)
+        # Tables the baseline did not write (fleiss_kappa.csv) are compared between the new
+        # runs instead: every one byte-identical to the first new run's.
+        new_outs = [row["out"] for row in rows if row["variant"] != "baseline"]
+        added = {p.name for p in new_outs[0].iterdir()} - {p.name for p in reference.iterdir()}
         for row in rows:
-            differ = same_outputs(reference, row.pop("out"))
+            out = row.pop("out")
+            differ = same_outputs(reference, out, added)
+            if row["variant"] != "baseline":
+                differ += [n for n in sorted(added) if not filecmp.cmp(new_outs[0] / n, out / n, shallow=False)]
             row["identical_to_baseline"] = not differ
             row["differing_files"] = ";".join(differ)
+        added_tables = sorted(added)
         per_mask = {}
         if args.per_mask:
             # Interleaved too: one fresh process per tree and round, medians over the rounds.
@@ -237,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_baseline_over_new_jobs1": medians["baseline"] / medians["new_jobs1"],
         "ratio_jobs1_over_jobs2": medians["new_jobs1"] / medians["new_jobs2"],
         "all_outputs_identical": all(r["identical_to_baseline"] for r in rows),
+        "tables_new_since_baseline": added_tables,
         "per_mask_ms": per_mask,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
     }
@@ -254,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  baseline / new --jobs 1 : {summary['ratio_baseline_over_new_jobs1']:.2f}x")
     print(f"  new jobs1 / jobs2       : {summary['ratio_jobs1_over_jobs2']:.2f}x")
     print(f"  outputs identical to the baseline's: {summary['all_outputs_identical']}")
+    if added_tables:
+        print(f"  tables new since the baseline (identical across the new runs): {', '.join(added_tables)}")
     for name, costs in per_mask.items():
         print(f"  per mask ({name}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in costs.items()))
     return 0 if summary["all_outputs_identical"] else 1

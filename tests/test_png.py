@@ -180,3 +180,18 @@ def test_every_real_rgb_mask_as_a_plane_is_the_or_of_pils_channels(train_data):
         planes += decoded.ndim == 2 and pixels.ndim == 3
         assert np.array_equal(decoded, expected), path
     assert planes >= 180  # lab-wue1's five experts save grey masks as RGB
+
+
+def test_a_broken_or_truncated_stream_goes_to_pil_which_names_the_file(tmp_path):
+    mask = _binary(np.random.default_rng(4), (16, 16, 3))
+    good = encode_png(mask, [0, 4, 2, 1] * 4)
+    start = good.index(b"IDAT") + 4
+    length = struct.unpack(">I", good[start - 8 : start - 4])[0]
+    body = good[start : start + length]
+    for name, broken in [("garbled", body[:2] + bytes(len(body) - 2)), ("cut", body[: len(body) // 2])]:
+        crc = struct.pack(">I", zlib.crc32(b"IDAT" + broken))
+        data = good[: start - 8] + struct.pack(">I", len(broken)) + b"IDAT" + broken + crc + good[start + length + 4 :]
+        assert decode_png(data) is None, name
+        (tmp_path / f"{name}.png").write_bytes(data)
+        with pytest.raises(InputError, match=f"{name}.png"):
+            read_mask(tmp_path / f"{name}.png")

@@ -74,9 +74,8 @@ def decode_png(data: bytes, grey_rgb_as_plane: bool = False) -> np.ndarray | Non
         return None
     (width, height, channels), compressed = header
     stride = width * channels
-    try:
-        raw = _inflater.decompress(compressed)  # (a bufsize hint makes zlib-ng 3-8x slower here)
-    except zlib.error:
+    raw = _inflate(compressed)
+    if raw is None:
         return None
     if len(raw) != height * (stride + 1):
         return None
@@ -92,6 +91,22 @@ def decode_png(data: bytes, grey_rgb_as_plane: bool = False) -> np.ndarray | Non
     if pixels is None:
         return None
     return pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
+
+
+def _inflate(compressed: bytes) -> bytes | None:
+    """The whole zlib stream inflated, or None if it is broken or truncated.
+
+    Through a decompress object: zlib-ng's one-shot ``decompress`` grows its output buffer in
+    steps and took 1.7 ms for a 1024² RGB wue1 mask, the object 0.24 ms (a bufsize hint makes the
+    one-shot call slower still). Unlike the one-shot call, an object does not raise on a
+    truncated stream: that is what ``eof`` tells.
+    """
+    inflater = _inflater.decompressobj()
+    try:
+        raw = inflater.decompress(compressed)
+    except _inflater.error:  # zlib-ng's own error class (not zlib.error)
+        return None
+    return raw if inflater.eof else None
 
 
 def _equal_channels(filtered: np.ndarray) -> np.ndarray | None:

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
-from scipy import ndimage
 
 from cfosstats.objects.label import label_objects
 from cfosstats.objects.overlaps import overlap_table
@@ -324,6 +323,8 @@ def object_consensus(
     group_of_node = np.array([find(node) for node in range(n_nodes)])
     annotator_of_node = np.repeat(np.arange(n_annotators), counts)
     # Bounding box of every object, so that each group is drawn within its own box only.
+    from scipy import ndimage  # lazy: 0.2 s of start-up, and only this method needs it
+
     boxes = [ndimage.find_objects(lab) for lab in labels]
     consensus = np.zeros(stack.shape[1:], bool)
     for group in np.unique(group_of_node):

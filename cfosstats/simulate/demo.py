@@ -14,7 +14,6 @@ from cfosstats.datasets.fetch import cache_dir
 from cfosstats.datasets.lab import Lab
 from cfosstats.datasets.layout import MAPPING_FILE
 from cfosstats.datasets.registry import LabConfig
-from cfosstats.simulate.study import simulate_study
 
 DEMO_SEED = 0
 
@@ -23,6 +22,8 @@ def demo_root() -> Path:
     """The default demo study in the cache, simulated on first use."""
     root = cache_dir() / f"demo-seed{DEMO_SEED}"
     if not (root / MAPPING_FILE).is_file():
+        from cfosstats.simulate.study import simulate_study  # lazy: scipy.spatial, only to simulate
+
         simulate_study(root, seed=DEMO_SEED)
     return root
 
