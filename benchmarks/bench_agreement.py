@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             out = row.pop("out")
             differ = same_outputs(reference, out, added)
             if row["variant"] != "baseline":
-                differ += [n for n in sorted(added) if not filecmp.cmp(new_outs[0] / n, out / n, shallow=False)]
+                differ += [
+                    n for n in sorted(added) if not filecmp.cmp(new_outs[0] / n, out / n, shallow=False)
+                ]
             row["identical_to_baseline"] = not differ
             row["differing_files"] = ";".join(differ)
         added_tables = sorted(added)

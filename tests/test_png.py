@@ -157,7 +157,9 @@ def test_an_rgb_mask_with_equal_channels_comes_back_as_its_plane(seed):
     decoded = decode_png(data, grey_rgb_as_plane=True)
     assert decoded.shape == (23, 31, 3) and np.array_equal(decoded, pil_pixels(data))
     # Grey and RGBA files are unaffected.
-    assert np.array_equal(decode_png(encode_png(grey_rgb[..., 0], kinds), grey_rgb_as_plane=True), grey_rgb[..., 0])
+    assert np.array_equal(
+        decode_png(encode_png(grey_rgb[..., 0], kinds), grey_rgb_as_plane=True), grey_rgb[..., 0]
+    )
     rgba = np.concatenate([grey_rgb, np.full((23, 31, 1), 255, np.uint8)], axis=2)
     assert decode_png(encode_png(rgba, kinds), grey_rgb_as_plane=True).shape == (23, 31, 4)
 
@@ -190,7 +192,14 @@ def test_a_broken_or_truncated_stream_goes_to_pil_which_names_the_file(tmp_path)
     body = good[start : start + length]
     for name, broken in [("garbled", body[:2] + bytes(len(body) - 2)), ("cut", body[: len(body) // 2])]:
         crc = struct.pack(">I", zlib.crc32(b"IDAT" + broken))
-        data = good[: start - 8] + struct.pack(">I", len(broken)) + b"IDAT" + broken + crc + good[start + length + 4 :]
+        data = (
+            good[: start - 8]
+            + struct.pack(">I", len(broken))
+            + b"IDAT"
+            + broken
+            + crc
+            + good[start + length + 4 :]
+        )
         assert decode_png(data) is None, name
         (tmp_path / f"{name}.png").write_bytes(data)
         with pytest.raises(InputError, match=f"{name}.png"):

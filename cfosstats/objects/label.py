@@ -33,7 +33,6 @@ __all__ = [
 OBJECT_COLUMNS = ("image_id", "label", "area", "centroid_row", "centroid_col", "mean_intensity")
 
 
-
 def _as_pixel_mask(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """Return `array` as a bool mask of `shape` (non-zero = True), or None when not given."""
     if array is None:

@@ -106,8 +106,25 @@ def object_groups(
     return [members[root] for root in sorted(members)]
 
 
-def _object_pixels(index: ObjectIndex, code: int) -> np.ndarray:
-    return index.foreground[index.foreground_codes == code]
+def _first_member_footprints(indices: Mapping[str, ObjectIndex], groups) -> list[np.ndarray]:
+    """Each group's first member's pixels as (row, col) relative to its top-left corner.
+
+    A rater's pixels are sorted by object once (a stable sort keeps them increasing within an
+    object), so each object is a slice, not a pass over all the rater's pixels."""
+    by_rater: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    footprints = []
+    for group in groups:
+        rater, code = group[0]
+        if rater not in by_rater:
+            index = indices[rater]
+            order = np.argsort(index.foreground_codes, kind="stable")
+            rows, cols = np.divmod(index.foreground[order], index.shape[1])
+            bounds = np.searchsorted(index.foreground_codes[order], np.arange(index.n_objects + 1))
+            by_rater[rater] = (np.stack([rows, cols], axis=1), bounds)
+        coordinates, bounds = by_rater[rater]
+        pixels = coordinates[bounds[code] : bounds[code + 1]]
+        footprints.append(pixels - pixels.min(axis=0))
+    return footprints
 
 
 def background_proposals(
@@ -189,13 +206,7 @@ def rating_items(
         raise ValueError(f"rating items need at least 2 raters, got {len(indices)}")
     groups = object_groups(indices, threshold, criterion, matches)
     present = [len({rater for rater, _ in group}) for group in groups]
-    footprints = []
-    for group in groups:
-        rater, code = group[0]
-        index = indices[rater]
-        pixels = _object_pixels(index, code)
-        coordinates = np.stack(np.unravel_index(pixels, index.shape), axis=1)
-        footprints.append(coordinates - coordinates.min(axis=0))
+    footprints = _first_member_footprints(indices, groups)
     wanted = int(round(background_per_object * len(groups)))
     rng = np.random.default_rng(seed)
     n_background = background_proposals(indices, footprints, wanted, rng, ignore) if groups else 0

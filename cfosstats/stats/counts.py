@@ -221,6 +221,7 @@ def intraclass_correlations(matrix: np.ndarray, alpha: float = 0.05) -> pd.DataF
     >>> float(row["value"]), float(row["f"]), int(row["df1"]), int(row["df2"])
     (0.8, 9.0, 2, 2)
     """
+
     def fdtrc(d1, d2, f):  # scipy.special's argument order
         return f_sf(float(f), float(d1), float(d2))
 
