@@ -1,15 +1,17 @@
 """Fast decoding of 8-bit PNG masks: zlib-ng inflate and vectorised unfiltering, checked exactly.
 
-Binary masks compress into long runs that stock zlib inflates slowly (7.3 ms for a 1024² RGB
-mask of lab-wue1, where zlib-ng takes 0.3 ms), and PIL unfilters row by row and then copies RGBX
-into RGB. Over the 216 wue1 masks: 6.9 ms per mask instead of PIL's 9.2 ms
-(``benchmarks/bench_agreement.py --per-mask``). :func:`decode_png` inflates with zlib-ng when
-it is installed (else zlib) and undoes the row filters with numpy:
+Binary masks compress into long runs that stock zlib inflates slowly (8.4 ms for a 1024² RGB
+mask of lab-wue1, where zlib-ng takes 1.6 ms), and PIL unfilters row by row and then copies RGBX
+into RGB. :func:`decode_png` inflates with zlib-ng when it is installed (else zlib) and undoes
+the row filters with numpy; a grey mask saved as RGB (all of lab-wue1's experts') can be
+unfiltered as its one plane (``grey_rgb_as_plane``). ``read_mask`` over the 216 wue1 masks:
+3.5 ms per mask, where decoding all three channels took 8.0 ms and their OR 1.0 ms.
 
 * ``None`` and ``Sub`` rows need nothing from other rows: all at once (``Sub`` is a cumulative
   sum per channel, modulo 256);
-* ``Up`` and ``Paeth`` rows need the row above: they form chains down from a ``None`` or ``Sub``
-  row, and the k-th row of every chain is unfiltered at once (``Up``: add the row above);
+* ``Up`` and ``Paeth`` rows need the row above: they hang in chains below a ``None`` or ``Sub``
+  row. Level by level (a row's level: the Paeth rows in its chain down to it), the level's Paeth
+  rows are unfiltered at once, then its Up rows one by one (an in-place add of the row above);
 * a ``Paeth`` row predicts each byte from its left (a), upper (b) and upper-left (c) neighbours.
   Where b == c the predictor is a, so the row is a cumulative sum between the bytes where b != c;
   at those it *guesses* the predictor b (always right for a two-valued 0/255 mask), and then
