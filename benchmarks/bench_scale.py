@@ -150,6 +150,11 @@ DASK_WORKER_ENV = {
 }
 
 
+#: Imported by every worker at start-up (``dask worker --preload``): pandas, numpy and the
+#: per-image code, so the first study's first tasks do not pay for the imports.
+PRELOAD = "cfosstats.analyses.measure"
+
+
 def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
     """A scheduler and `cores` single-threaded worker processes (one nanny each)."""
     file = folder / "scheduler.json"
@@ -161,11 +166,14 @@ def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
     while not file.exists():
         time.sleep(0.1)
     # The worker settings the README recommends for cfosstats (profiler off, large arrays from
-    # the heap): Dask's defaults made its per-task compute up to 1.9x the local pool's.
+    # the heap): Dask's defaults made its per-task compute up to 1.9x the local pool's. The
+    # per-image code is imported when a worker starts (PRELOAD), as the local pool's forked
+    # workers have it, so that the first study does not pay for the imports.
     env = dict(os.environ, **DASK_WORKER_ENV)
     workers = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
-         "--nworkers", str(cores), "--nthreads", "1", "--no-dashboard"], stdout=log, stderr=log, env=env,
+         "--nworkers", str(cores), "--nthreads", "1", "--no-dashboard", "--preload", PRELOAD],
+        stdout=log, stderr=log, env=env,
     )  # fmt: skip
     from distributed import Client
 
