@@ -1,7 +1,7 @@
 """8-connected components of a sparse 2-D foreground, from its runs: scipy's labels, faster.
 
 Nuclei cover a few percent of an image, so a labelling that visits every pixel
-(``scipy.ndimage.label``: 3.7 ms for a 1024² wue1 mask) spends most of its time on background.
+(``scipy.ndimage.label``: 3.25 ms for a 1024² wue1 mask, here 0.45 ms) spends most of its time on background.
 Here the work is on the foreground pixels only (their flat indices, which the callers need
 anyway):
 

@@ -93,7 +93,9 @@ def object_groups(
     offsets = np.cumsum([0] + [indices[n].n_objects for n in names])
     groups = _Groups(int(offsets[-1]))
     for (i, a), (j, b) in combinations(enumerate(names), 2):
-        result = (matches or {}).get((a, b)) or match_labels(indices[a], indices[b], threshold, criterion)
+        result = matches.get((a, b)) if matches is not None else None
+        if result is None:
+            result = match_labels(indices[a], indices[b], threshold, criterion)
         rater_labels, reference_labels = result.tp_labels
         for code_a, code_b in zip(
             _codes(indices[a], rater_labels).tolist(), _codes(indices[b], reference_labels).tolist()

@@ -14,8 +14,10 @@ fast, the other tail as 1 minus it. The leading term's logarithm is formed witho
 large log-gammas (Stirling's series for arguments >= 10, as in DiDonato & Morris's TOMS 708), so
 it stays accurate for the thousands of degrees of freedom of a large study. The quantile is
 found by Newton's method on t = log(z / (1 - z)), inside a bracket that bisection keeps.
-Tested against ``scipy.special`` to 1e-13 relative on a grid of degrees of freedom from 1 to
-20,000 (``tests/test_fdist.py``).
+Tested against ``scipy.special`` on a grid of degrees of freedom from 0.5 to 18,000
+(``tests/test_fdist.py``): tails to 5e-12 relative, quantiles to 1e-11 (largest differences
+measured: 2.6e-12 and, at the median of F(3.7, 3.7), 1.4e-11, where the exact answer is 1 and
+scipy gives 1 - 1.4e-11).
 
 Examples
 --------
