@@ -4,17 +4,19 @@ For each study (images x label sources, simulated with ``cfosstats simulate`` at
 it runs, each in a fresh ``cfosstats`` process:
 
 1. ``effects`` cold with the local process pool (``--jobs CORES``);
-2. the same command again over the unchanged files (everything cached);
-3. ``effects`` cold through a Dask cluster of the same cores (``dask scheduler`` and ``dask
-   worker --nworkers CORES --nthreads 1``, started once before the first study), and checks that
-   every table is byte-identical to the local pool's.
+2. ``effects`` cold through a Dask cluster of the same cores (``dask scheduler`` and ``dask
+   worker --nworkers CORES --nthreads 1 --preload cfosstats.study.dask_preload``, started once
+   before the first study), and checks that every table is byte-identical to the local pool's;
+3. steps 1 and 2 ``--repeats`` times (default 3), alternating which engine goes first; each
+   engine's median time is reported (the machine's speed drifts by 15-20% from run to run);
+4. the local command again over the unchanged files (everything cached).
 
 Peak memory is the largest sum of the resident set sizes of the whole process tree (the command,
 its workers and, with Dask, the scheduler and worker processes), sampled every 50 ms.
 Throughput is image x source measurements per second per core. The growth exponents are the
 least-squares slopes of log(time) and log(peak memory) against log(images x sources) over the
 studies of the first image size. The Dask overhead is Dask's cold time over the local pool's,
-minus 1.
+minus 1 (of the median runs).
 
 Results go to ``benchmarks/results/scale/``: ``runs.csv`` (one row per run) and ``summary.json``.
 Label sources are the model label sets that cover every image; ``--sources`` takes the counts of
@@ -24,7 +26,7 @@ consensus models, 36 members).
 Usage::
 
     python benchmarks/bench_scale.py [--images 100,300,1000] [--sources 20] [--size 512]
-        [--study 288x65@1024] [--cores 2] [--studies DIR] [--no-dask]
+        [--study 288x65@1024] [--cores 2] [--studies DIR] [--no-dask] [--repeats 3]
 
 Needs the extra ``cfosstats[distributed]`` (Dask; psutil comes with it).
 """
@@ -150,9 +152,10 @@ DASK_WORKER_ENV = {
 }
 
 
-#: Imported by every worker at start-up (``dask worker --preload``): pandas, numpy and the
-#: per-image code, so the first study's first tasks do not pay for the imports.
-PRELOAD = "cfosstats.analyses.measure"
+#: Imported by every worker at start-up (``dask worker --preload``, as the README recommends): the
+#: per-image and effect-test code with statsmodels' mixed model, so that the first study's tasks do
+#: not pay for the imports (a local pool's workers are forked with them).
+PRELOAD = "cfosstats.study.dask_preload"
 
 
 def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
@@ -167,8 +170,8 @@ def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
         time.sleep(0.1)
     # The worker settings the README recommends for cfosstats (profiler off, large arrays from
     # the heap): Dask's defaults made its per-task compute up to 1.9x the local pool's. The
-    # per-image code is imported when a worker starts (PRELOAD), as the local pool's forked
-    # workers have it, so that the first study does not pay for the imports.
+    # task code is imported when a worker starts (PRELOAD), as the local pool's forked workers
+    # have it, so that the first study does not pay for the imports.
     env = dict(os.environ, **DASK_WORKER_ENV)
     workers = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
@@ -181,6 +184,17 @@ def start_dask(cores: int, folder: Path) -> tuple[str, list[subprocess.Popen]]:
     with Client(address, timeout=60) as client:
         client.wait_for_workers(cores, timeout=120)
     return address, [scheduler, workers]
+
+
+def _median_run(runs: list[tuple[float, int]]) -> tuple[float, int]:
+    """The median wall time of some runs (the lower middle one of an even count) and the largest
+    peak memory of any of them."""
+    seconds = sorted(s for s, _ in runs)[(len(runs) - 1) // 2]
+    return seconds, max(peak for _, peak in runs)
+
+
+def _listed(runs: list[tuple[float, int]]) -> str:
+    return " ".join(f"{s:.2f}" for s, _ in runs)
 
 
 def same_tables(a: Path, b: Path) -> bool:
@@ -219,6 +233,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--studies", type=Path, help="keep (and reuse) the simulated studies here")
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="cold runs of each engine per study")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     unknown = sorted(set(args.sources) - set(SOURCE_OPTIONS))
@@ -238,24 +253,35 @@ def main() -> None:
         for series, images, sources, size in _studies(args):
             folder, n_images, sim_s = simulate(studies_root, images, sources, size, args.cores)
             common = ["effects", "--lab", "demo", "--data", str(folder)]
-            local_out = work / f"{folder.name}_local"
-            shutil.rmtree(local_out, ignore_errors=True)
             row = {"series": series, "images": n_images, "sources": sources, "size": size,
                    "cores": args.cores, "simulate_s": round(sim_s, 1)}  # fmt: skip
-            local = _cfosstats(*common, "--out", str(local_out), "--jobs", str(args.cores))
-            cold, cold_rss = timed_run(local, [])
-            rerun, rerun_rss = timed_run(local, [])
+            roots = [p.pid for p in cluster]
+            local_out, dask_out = work / f"{folder.name}_local", work / f"{folder.name}_dask"
+            runs: dict[str, list[tuple[float, int]]] = {"local": [], "dask": []}
+            identical = True
+            # Cold runs alternate between the engines, in turn first, so that a slower spell of the
+            # machine does not fall on one of them alone; each engine's median run is kept.
+            commands = {"local": _cfosstats(*common, "--out", str(local_out), "--jobs", str(args.cores))}
+            if address is not None:
+                commands["dask"] = _cfosstats(*common, "--out", str(dask_out), "--scheduler", address)
+            for repeat in range(args.repeats):
+                for engine in sorted(commands, reverse=bool(repeat % 2)):
+                    out = local_out if engine == "local" else dask_out
+                    shutil.rmtree(out, ignore_errors=True)
+                    runs[engine].append(timed_run(commands[engine], roots if engine == "dask" else []))
+                if address is not None:
+                    identical &= same_tables(local_out, dask_out)
+            local = commands["local"]
+            rerun, rerun_rss = timed_run(local, [])  # the last cold run's outputs, unchanged files
+            cold, cold_rss = _median_run(runs["local"])
             row.update(local_cold_s=round(cold, 2), local_peak_mb=round(cold_rss / 1e6),
+                       local_cold_runs_s=_listed(runs["local"]),
                        rerun_s=round(rerun, 2), rerun_peak_mb=round(rerun_rss / 1e6))  # fmt: skip
             if address is not None:
-                dask_out = work / f"{folder.name}_dask"
-                shutil.rmtree(dask_out, ignore_errors=True)
-                roots = [p.pid for p in cluster]
-                on_dask = _cfosstats(*common, "--out", str(dask_out), "--scheduler", address)
-                dask_s, dask_rss = timed_run(on_dask, roots)
+                dask_s, dask_rss = _median_run(runs["dask"])
                 row.update(dask_cold_s=round(dask_s, 2), dask_peak_mb=round(dask_rss / 1e6),
-                           dask_overhead=round(dask_s / cold - 1, 3),
-                           dask_identical=same_tables(local_out, dask_out))  # fmt: skip
+                           dask_cold_runs_s=_listed(runs["dask"]),
+                           dask_overhead=round(dask_s / cold - 1, 3), dask_identical=identical)  # fmt: skip
                 shutil.rmtree(dask_out, ignore_errors=True)
             row["throughput_per_core"] = round(n_images * sources / cold / args.cores, 1)
             rows.append(row)

@@ -22,6 +22,8 @@ from cfosstats.core.parallel import DISTRIBUTED_MISSING
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()
+# One worker starts with the README's preload, one without: both must give the same tables.
+PRELOADS = (["--preload", "cfosstats.study.dask_preload"], [])
 
 
 def _require_distributed():
@@ -47,7 +49,8 @@ def study(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
-    """The address of a running ``dask scheduler`` with two ``dask worker`` processes."""
+    """The address of a running ``dask scheduler`` with two ``dask worker`` processes (the
+    first with :mod:`cfosstats.study.dask_preload`)."""
     _require_distributed()
     folder = tmp_path_factory.mktemp("cluster")
     file = folder / "scheduler.json"
@@ -68,7 +71,7 @@ def scheduler(tmp_path_factory):
             processes.append(
                 subprocess.Popen(
                     [*worker, "--scheduler-file", str(file), "--nworkers", "1", "--nthreads", "1",
-                     "--no-dashboard", "--name", f"worker-{n}"],
+                     "--no-dashboard", "--name", f"worker-{n}", *PRELOADS[n]],
                     env=env, stdout=subprocess.DEVNULL, stderr=open(folder / f"worker-{n}.log", "w"),
                 )
             )  # fmt: skip
@@ -221,3 +224,30 @@ def test_predict_on_the_cluster_writes_the_same_masks(study, scheduler, tmp_path
     assert local.keys() == dask.keys()
     for name in local:
         assert local[name] == dask[name], name
+
+
+def test_the_worker_preload_covers_every_mapped_function_but_the_models():
+    """Every function a command maps (``map_tasks(f, ...)``, or the steps' ``_map(f, ...)``) outside
+    the model code is imported by the preload, and the preload does not import torch."""
+    import ast
+
+    mapped = {}
+    for path in (REPO / "cfosstats").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in ("map_tasks", "_map")
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id != "function"  # the wrappers' own parameter
+            ):
+                mapped[node.args[0].id] = path.relative_to(REPO / "cfosstats").parts[0]
+    assert mapped.pop("predict_and_write") == "segment"
+    assert len(mapped) >= 7, mapped
+    code = (
+        "import sys; from cfosstats.study.dask_preload import TASK_FUNCTIONS as t; "
+        "print(sorted(f.__name__ for f in t)); print('torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names, torch_loaded = shown.stdout.splitlines()
+    assert names == str(sorted(mapped)) and torch_loaded == "False"
