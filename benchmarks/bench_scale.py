@@ -9,7 +9,7 @@ it runs, each in a fresh ``cfosstats`` process:
    and warmed up with one small untimed ``effects`` before the first study, as a cluster that
    has run before), and checks that every table is byte-identical to the local pool's;
 3. steps 1 and 2 ``--repeats`` times (default 3), alternating which engine goes first; each
-   engine's median time is reported (the machine's speed drifts by 15-20% from run to run);
+   engine's median time is reported (the machine's speed drifts by 15-25% from run to run);
 4. the local command again over the unchanged files (everything cached).
 
 Peak memory is the largest sum of the resident set sizes of the whole process tree (the command,
@@ -287,21 +287,20 @@ def main() -> None:
             row = {"series": series, "images": n_images, "sources": sources, "size": size,
                    "cores": args.cores, "simulate_s": round(sim_s, 1)}  # fmt: skip
             roots = [p.pid for p in cluster]
-            local_out, dask_out = work / f"{folder.name}_local", work / f"{folder.name}_dask"
+            outs = {engine: work / f"{folder.name}_{engine}" for engine in ("local", "dask")}
             runs: dict[str, list[tuple[float, int]]] = {"local": [], "dask": []}
             identical = True
             # Cold runs alternate between the engines, in turn first, so that a slower spell of the
             # machine does not fall on one of them alone; each engine's median run is kept.
-            commands = {"local": _cfosstats(*common, "--out", str(local_out), "--jobs", str(args.cores))}
+            commands = {"local": _cfosstats(*common, "--out", str(outs["local"]), "--jobs", str(args.cores))}
             if address is not None:
-                commands["dask"] = _cfosstats(*common, "--out", str(dask_out), "--scheduler", address)
+                commands["dask"] = _cfosstats(*common, "--out", str(outs["dask"]), "--scheduler", address)
             for repeat in range(args.repeats):
                 for engine in sorted(commands, reverse=bool(repeat % 2)):
-                    out = local_out if engine == "local" else dask_out
-                    shutil.rmtree(out, ignore_errors=True)
+                    shutil.rmtree(outs[engine], ignore_errors=True)
                     runs[engine].append(timed_run(commands[engine], roots if engine == "dask" else []))
                 if address is not None:
-                    identical &= same_tables(local_out, dask_out)
+                    identical &= same_tables(outs["local"], outs["dask"])
             local = commands["local"]
             rerun, rerun_rss = timed_run(local, [])  # the last cold run's outputs, unchanged files
             cold, cold_rss = _median_run(runs["local"])
@@ -313,10 +312,10 @@ def main() -> None:
                 row.update(dask_cold_s=round(dask_s, 2), dask_peak_mb=round(dask_rss / 1e6),
                            dask_cold_runs_s=_listed(runs["dask"]),
                            dask_overhead=round(dask_s / cold - 1, 3), dask_identical=identical)  # fmt: skip
-                shutil.rmtree(dask_out, ignore_errors=True)
+                shutil.rmtree(outs["dask"], ignore_errors=True)
             row["throughput_per_core"] = round(n_images * sources / cold / args.cores, 1)
             rows.append(row)
-            shutil.rmtree(local_out, ignore_errors=True)
+            shutil.rmtree(outs["local"], ignore_errors=True)
             print(json.dumps(row), flush=True)
     finally:
         for process in reversed(cluster):

@@ -29,6 +29,7 @@ import contextvars
 import ctypes
 import functools
 import signal
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -193,8 +194,6 @@ def _batch_size(n_tasks: int, threads: int) -> int:
 
 def _dask_results(client, function, tasks):
     """The Dask engine: one future per batch of tasks; results yielded in task order as they arrive."""
-    import uuid
-
     from distributed import as_completed  # lazy: only with --scheduler
 
     size = _batch_size(len(tasks), sum(client.nthreads().values()))

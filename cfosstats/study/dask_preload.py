@@ -2,14 +2,14 @@
 
 A local pool's workers are forked from the command, so they start with its code imported. A Dask
 worker imports the code of a task at its first task instead: pandas, scipy and the per-image
-code when the first image is measured, and the effect tests with statsmodels' mixed model (1.5 s
-alone) when the first label source is tested, on every worker, in the middle of a command. With
-this preload a long-running cluster pays for the imports once, when it starts. Measured on a
-108-image simulated study, 2 workers: the first effect-test result came 2.7 s after submission
-on workers that preloaded only the per-image code, 0.1-0.3 s on warm workers.
+code when the first image is measured, and the effect tests with statsmodels' mixed model when
+the first label source is tested, on every worker, in the middle of a command. With this preload
+a long-running cluster pays for the imports (1.9 s in a fresh process) once, when it starts.
+Measured on a 108-image simulated study, 2 workers: the first effect-test result came 2.7 s
+after submission on workers that preloaded only the per-image code, 0.1-0.3 s on warm workers.
 
-The model code (:mod:`cfosstats.segment`, with torch) is left out: it costs every worker about
-300 MB, and only ``predict`` needs it.
+The model code (:mod:`cfosstats.segment`, with torch) is left out: torch adds 187 MB to every
+worker and 1.6-1.8 s to its start, and only ``predict`` needs it.
 
 Examples
 --------
@@ -20,8 +20,8 @@ True
 
 from __future__ import annotations
 
-# The mixed model is imported lazily by cfosstats.stats.mixed (it is slow to import): a worker
-# imports it here, before its first task.
+# cfosstats.stats.mixed imports the mixed model lazily (the commands without effect tests do not
+# need it): a worker imports it here, before its first task.
 import statsmodels.regression.mixed_linear_model  # noqa: F401
 
 from cfosstats.analyses.effect_tables import analyse_unit
